@@ -1,0 +1,27 @@
+#!/bin/sh
+# Run every test of a build directory and end with one summary line,
+# "N passed, N failed", exiting non-zero on any failure.
+# Usage: scripts/run-tests.sh BUILD_DIR [meson test args...]
+set -u
+build=$1
+shift
+meson test -C "$build" --print-errorlogs "$@"
+rc=$?
+log="$build/meson-logs/testlog.json"
+if [ -f "$log" ]; then
+    python3 - "$log" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get('result')
+    if r in ('OK', 'EXPECTEDFAIL'):
+        passed += 1
+    elif r == 'SKIP':
+        skipped += 1
+    else:
+        failed += 1
+extra = f" ({skipped} skipped)" if skipped else ""
+print(f"{passed} passed, {failed} failed{extra}")
+PY
+fi
+exit $rc

@@ -1,0 +1,238 @@
+/*
+ * aio-context.c: the life of an AioContext.
+ *
+ * Owns creation, reference counting and finalization, the choice of fd
+ * monitor (aio_context_setup is the only place that picks one), the
+ * parameter setters, the per-thread current context, and the accessors of
+ * the I/O engines and thread pool.
+ *
+ * Threading: aio_context_new/ref/unref and the setters may be called from
+ * any thread.  Finalization runs in whichever thread drops the last
+ * reference; by then nobody else may use the context.
+ */
+#include "qemu/osdep.h"
+#include "aio-int.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qaio/fdmon.h"
+
+#ifndef THREAD_POOL_MAX_THREADS_DEFAULT
+#define THREAD_POOL_MAX_THREADS_DEFAULT 64
+#endif
+
+static void aio_timerlist_notify(void *opaque, QEMUClockType type)
+{
+    aio_notify(opaque);
+}
+
+/*
+ * Pick the fd monitor.  QAIO_FDMON=poll|epoll forces one; otherwise start
+ * on poll(2) and let fdmon-poll move to epoll when the fd count grows.
+ */
+void aio_context_setup(AioContext *ctx)
+{
+    AioContextPriv *priv = aio_priv(ctx);
+    const char *want = g_getenv("QAIO_FDMON");
+
+    qatomic_set(&ctx->fdmon_ops, &fdmon_poll_ops);
+    ctx->epollfd = -1;
+
+    if (want && !strcmp(want, "poll")) {
+        priv->fdmon_forced = true;
+        return;
+    }
+
+    fdmon_epoll_setup(ctx);
+
+    if (want && !strcmp(want, "epoll")) {
+        priv->fdmon_forced = true;
+        if (ctx->epollfd >= 0) {
+            qatomic_set(&ctx->fdmon_ops, &fdmon_epoll_ops);
+        }
+    } else if (want && *want) {
+        warn_report_once("QAIO_FDMON=%s is not a known fd monitor "
+                         "(poll, epoll); using the default", want);
+    }
+}
+
+void aio_context_destroy(AioContext *ctx)
+{
+    if (ctx->epollfd >= 0) {
+        close(ctx->epollfd);
+        ctx->epollfd = -1;
+    }
+    fdmon_poll_cleanup(ctx);
+}
+
+const char *qaio_fdmon_name(AioContext *ctx)
+{
+    const FDMonOps *ops = aio_fdmon(ctx);
+
+    if (ops == &fdmon_epoll_ops) {
+        return "epoll";
+    }
+    return "poll";
+}
+
+AioContext *aio_context_new(Error **errp)
+{
+    AioContext *ctx;
+    int ret;
+
+    /* g_source_new() zeroes the whole allocation, private part included. */
+    ctx = (AioContext *)g_source_new(&aio_source_funcs,
+                                     sizeof(AioContextPriv));
+    ctx->epollfd = -1;
+    QSLIST_INIT(&ctx->bh_list);
+    QSIMPLEQ_INIT(&ctx->bh_slice_list);
+    QLIST_INIT(&ctx->aio_handlers);
+    QLIST_INIT(&ctx->deleted_aio_handlers);
+    QLIST_INIT(&ctx->poll_aio_handlers);
+    QSLIST_INIT(&ctx->scheduled_coroutines);
+    qemu_lockcnt_init(&ctx->list_lock);
+    qemu_rec_mutex_init(&ctx->lock);
+    timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
+    ctx->thread_pool_min = 0;
+    ctx->thread_pool_max = THREAD_POOL_MAX_THREADS_DEFAULT;
+
+    ret = event_notifier_init(&ctx->notifier, false);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to initialize event notifier");
+        goto fail;
+    }
+    g_source_set_can_recurse(&ctx->source, true);
+
+    aio_context_setup(ctx);
+    aio_context_notifier_register(ctx);
+    register_aiocontext(ctx);
+    return ctx;
+
+fail:
+    g_source_unref(&ctx->source);
+    return NULL;
+}
+
+void aio_context_ref(AioContext *ctx)
+{
+    g_source_ref(&ctx->source);
+}
+
+void aio_context_unref(AioContext *ctx)
+{
+    g_source_unref(&ctx->source);
+}
+
+/* GSource finalize(): also the error path of aio_context_new(). */
+void aio_ctx_finalize(GSource *source)
+{
+    AioContext *ctx = (AioContext *)source;
+
+    aio_bh_list_free_all(ctx);
+
+    if (ctx->notifier.initialized) {
+        aio_set_event_notifier(ctx, &ctx->notifier, NULL, NULL, NULL);
+        event_notifier_cleanup(&ctx->notifier);
+    }
+    aio_free_all_handlers(ctx);
+
+    timerlistgroup_deinit(&ctx->tlg);
+    qemu_rec_mutex_destroy(&ctx->lock);
+    qemu_lockcnt_destroy(&ctx->list_lock);
+    if (ctx->bdrv_graph) {
+        unregister_aiocontext(ctx);
+    }
+    aio_context_destroy(ctx);
+}
+
+/* ---- Current context of a thread ----------------------------------- */
+
+static __thread AioContext *my_aiocontext;
+
+AioContext *qemu_get_current_aio_context(void)
+{
+    if (my_aiocontext) {
+        return my_aiocontext;
+    }
+    if (bql_locked()) {
+        /* The BQL holder may act for the main loop. */
+        return qemu_get_aio_context();
+    }
+    return NULL;
+}
+
+void qemu_set_current_aio_context(AioContext *ctx)
+{
+    if (my_aiocontext) {
+        error_report("qemu_set_current_aio_context: this thread already "
+                     "runs AioContext %p; a thread runs one context for "
+                     "its whole life", (void *)my_aiocontext);
+        abort();
+    }
+    my_aiocontext = ctx;
+}
+
+/* ---- Parameters ----------------------------------------------------- */
+
+void aio_context_set_aio_params(AioContext *ctx, int64_t max_batch)
+{
+    if (max_batch < 0) {
+        warn_report("aio_context_set_aio_params: ignoring negative "
+                    "max_batch %" PRId64, max_batch);
+        return;
+    }
+    qatomic_set(&ctx->aio_max_batch, max_batch);
+    aio_notify(ctx);
+}
+
+void aio_context_set_thread_pool_params(AioContext *ctx, int64_t min,
+                                        int64_t max, Error **errp)
+{
+    if (min < 0 || max < 1 || min > max || max > INT_MAX) {
+        error_setg(errp, "invalid thread pool size: min %" PRId64 " max %"
+                   PRId64 " (need 0 <= min <= max, 1 <= max <= %d)",
+                   min, max, INT_MAX);
+        return;
+    }
+    qatomic_set(&ctx->thread_pool_min, (int)min);
+    qatomic_set(&ctx->thread_pool_max, (int)max);
+}
+
+/* ---- I/O engines (they come with the block I/O layer) ---------------- */
+
+struct ThreadPool *aio_get_thread_pool(AioContext *ctx)
+{
+    return ctx->thread_pool;
+}
+
+struct LinuxAioState *aio_setup_linux_aio(AioContext *ctx, Error **errp)
+{
+    error_setg(errp, "Linux AIO engine is not built yet in this version "
+               "of qaio");
+    return NULL;
+}
+
+struct LinuxAioState *aio_get_linux_aio(AioContext *ctx)
+{
+#ifdef CONFIG_LINUX_AIO
+    return ctx->linux_aio;
+#else
+    return NULL;
+#endif
+}
+
+LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
+{
+    error_setg(errp, "io_uring engine is not built yet in this version "
+               "of qaio");
+    return NULL;
+}
+
+LuringState *aio_get_linux_io_uring(AioContext *ctx)
+{
+#ifdef CONFIG_LINUX_IO_URING
+    return ctx->linux_io_uring;
+#else
+    return NULL;
+#endif
+}

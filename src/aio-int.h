@@ -1,0 +1,213 @@
+/*
+ * aio-int.h: what the aio-*.c and fdmon-*.c files share and users never see.
+ *
+ * Owns the definition of AioHandler and QEMUBH, the private tail of the
+ * AioContext, the BH flag bits and the helpers the fd monitors use to hand
+ * ready handlers to aio_poll().
+ *
+ * Threading: AioHandler fields are written by aio_set_fd_handler() before
+ * the node is published on ctx->aio_handlers and never changed afterwards,
+ * except pfd.revents, node_ready, poll_ready and the poll bookkeeping, which
+ * belong to the home thread.  A node is freed only while no walker holds
+ * ctx->list_lock.
+ */
+#ifndef QAIO_AIO_INT_H
+#define QAIO_AIO_INT_H
+
+#include "qemu/osdep.h"
+#include "block/aio.h"
+
+struct AioHandler {
+    GPollFD pfd;                    /* fd, events; revents: home thread */
+    IOHandler *io_read;
+    IOHandler *io_write;
+    AioPollFn *io_poll;
+    IOHandler *io_poll_ready;
+    IOHandler *io_poll_begin;
+    IOHandler *io_poll_end;
+    void *opaque;
+    QLIST_ENTRY(AioHandler) node;           /* ctx->aio_handlers */
+    QLIST_ENTRY(AioHandler) node_ready;     /* an aio_poll()'s ready list */
+    QLIST_ENTRY(AioHandler) node_deleted;   /* ctx->deleted_aio_handlers */
+    QLIST_ENTRY(AioHandler) node_poll;      /* ctx->poll_aio_handlers */
+#ifdef CONFIG_LINUX_IO_URING
+    QSLIST_ENTRY(AioHandler) node_submitted; /* ctx->submit_list */
+    unsigned flags;                         /* FDMON_IO_URING_* */
+#endif
+    /*
+     * Set (atomically, under list_lock) when the handler is removed while
+     * walkers exist; walkers skip deleted nodes.
+     */
+    bool deleted;
+    /* When the node leaves the poll set unless io_poll succeeds again. */
+    int64_t poll_idle_timeout;
+    /* io_poll returned true: dispatch calls io_poll_ready. */
+    bool poll_ready;
+};
+
+/* Bottom half flags, updated with atomic read-modify-write operations. */
+enum {
+    BH_PENDING   = (1 << 0),    /* on ctx->bh_list or a slice */
+    BH_SCHEDULED = (1 << 1),    /* the callback should run */
+    BH_DELETED   = (1 << 2),    /* free without running */
+    BH_ONESHOT   = (1 << 3),    /* free right after running */
+    BH_IDLE      = (1 << 4),    /* not progress; wait at most 10 ms for it */
+};
+
+struct QEMUBH {
+    AioContext *ctx;
+    const char *name;
+    QEMUBHFunc *cb;
+    void *opaque;
+    QSLIST_ENTRY(QEMUBH) next;
+    unsigned flags;
+    MemReentrancyGuard *reentrancy_guard;
+};
+
+/*
+ * The context as allocated: the public struct plus state nobody outside
+ * the library needs.  g_source_new() allocates this size; the public part
+ * comes first, so an AioContext pointer is also an AioContextPriv pointer.
+ */
+typedef struct AioContextPriv {
+    AioContext ctx;
+
+    /* fdmon-poll: the pollfd array of the last wait and its handlers. */
+    GPollFD *pollfds;
+    AioHandler **pollfd_nodes;
+    unsigned pollfds_len;
+    unsigned pollfds_alloc;
+
+    /* The user forced a monitor (QAIO_FDMON); no automatic switching. */
+    bool fdmon_forced;
+    /* epoll failed once; stay on poll. */
+    bool epoll_broken;
+
+    /* Consecutive aio_poll() calls that skipped the fd monitor's wait. */
+    unsigned skipped_waits;
+} AioContextPriv;
+
+static inline AioContextPriv *aio_priv(AioContext *ctx)
+{
+    return container_of(ctx, AioContextPriv, ctx);
+}
+
+/* How long a handler may stay in the poll set without io_poll succeeding. */
+#define POLL_IDLE_INTERVAL_NS (7 * NANOSECONDS_PER_SECOND)
+
+/* The longest an idle BH may wait for the loop to come round. */
+#define BH_IDLE_TIMEOUT_NS (10 * SCALE_MS)
+
+/*
+ * aio_add_ready_handler: hand @node to aio_poll() with @revents.
+ * Called by fd monitors from ->wait().  A nested aio_poll() may take a node
+ * still queued by an outer call: the node moves to the inner list.
+ */
+static inline void aio_add_ready_handler(AioHandlerList *ready_list,
+                                         AioHandler *node, int revents)
+{
+    QLIST_SAFE_REMOVE(node, node_ready);
+    node->pfd.revents = revents;
+    QLIST_INSERT_HEAD(ready_list, node, node_ready);
+}
+
+static inline bool aio_node_is_deleted(AioHandler *node)
+{
+    return qatomic_read(&node->deleted);
+}
+
+/* The context's own notifier: its activity is never progress. */
+static inline bool aio_handler_is_notifier(AioContext *ctx, AioHandler *node)
+{
+    return node->opaque == &ctx->notifier;
+}
+
+/* The fd monitor in use; another thread may switch it under list_lock. */
+static inline const FDMonOps *aio_fdmon(AioContext *ctx)
+{
+    return qatomic_read(&ctx->fdmon_ops);
+}
+
+/*
+ * Walking ctx->aio_handlers while another thread may insert at its head:
+ * the inserter publishes a fully built node with a release store, the
+ * walker reads links with acquire loads.  Removal happens only while no
+ * walker exists (list_lock), so plain unlinking is safe.
+ */
+#define AIO_HANDLERS_FOREACH(node, head)                                \
+    for ((node) = qatomic_rcu_read(&(head)->lh_first);                  \
+         (node);                                                        \
+         (node) = qatomic_rcu_read(&(node)->node.le_next))
+
+static inline void aio_handlers_insert_head(AioHandlerList *head,
+                                            AioHandler *node)
+{
+    AioHandler *first = head->lh_first;
+
+    node->node.le_next = first;
+    node->node.le_prev = &head->lh_first;
+    if (first) {
+        first->node.le_prev = &node->node.le_next;
+    }
+    qatomic_rcu_set(&head->lh_first, node);
+}
+
+/* The fd monitors (one file each) and the only place that picks one. */
+extern const FDMonOps fdmon_poll_ops;
+extern const FDMonOps fdmon_epoll_ops;
+
+/* fdmon-epoll.c */
+bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd);
+void fdmon_epoll_setup(AioContext *ctx);
+void fdmon_epoll_disable(AioContext *ctx);
+
+/* fdmon-poll.c */
+void fdmon_poll_cleanup(AioContext *ctx);
+
+/* aio-bh.c */
+int64_t aio_bh_timeout(AioContext *ctx);
+void aio_bh_list_free_all(AioContext *ctx);
+
+/* aio-adaptive-poll.c */
+bool aio_try_poll_mode(AioContext *ctx, AioHandlerList *ready_list,
+                       int64_t *timeout);
+bool aio_poll_set_started(AioContext *ctx, AioHandlerList *ready_list,
+                          bool started, int64_t *timeout);
+void aio_adjust_polling_time(AioContext *ctx, int64_t block_ns);
+void aio_poll_handler_became_active(AioContext *ctx, AioHandler *node);
+
+/* aio-posix.c */
+bool aio_dispatch_handler(AioContext *ctx, AioHandler *node);
+void aio_free_deleted_handlers(AioContext *ctx);
+void aio_free_all_handlers(AioContext *ctx);
+
+/* aio-notify.c: the context's own notifier and its callbacks. */
+void aio_context_notifier_register(AioContext *ctx);
+
+/*
+ * The context whose callbacks this thread is dispatching right now, if
+ * any (see aio_notify()).  aio_poll() and aio_dispatch() set it around
+ * their dispatch phase only, never around a wait.
+ */
+extern __thread AioContext *aio_dispatching_ctx;
+
+static inline AioContext *aio_begin_dispatch(AioContext *ctx)
+{
+    AioContext *outer = aio_dispatching_ctx;
+
+    aio_dispatching_ctx = ctx;
+    return outer;
+}
+
+static inline void aio_end_dispatch(AioContext *outer)
+{
+    aio_dispatching_ctx = outer;
+}
+
+/* aio-gsource.c */
+extern GSourceFuncs aio_source_funcs;
+
+/* aio-context.c */
+void aio_ctx_finalize(GSource *source);
+
+#endif /* QAIO_AIO_INT_H */

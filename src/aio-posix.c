@@ -1,0 +1,368 @@
+/*
+ * aio-posix.c: fd handlers and aio_poll().
+ *
+ * Owns the handler list (ctx->aio_handlers, ctx->deleted_aio_handlers),
+ * aio_set_fd_handler() and friends, the dispatch of ready handlers, and
+ * aio_poll() itself.  The fd monitors (fdmon-*.c) do the waiting, busy
+ * polling lives in aio-adaptive-poll.c and bottom halves in aio-bh.c.
+ *
+ * Threading: aio_set_fd_handler() and aio_set_event_notifier*() may be
+ * called from any thread; they take ctx->list_lock.  aio_poll() and the
+ * dispatch functions run in the home thread as list walkers (list_lock
+ * counted).  A node removed while walkers exist is marked deleted and kept
+ * on ctx->deleted_aio_handlers until aio_free_deleted_handlers() finds the
+ * home thread to be the only walker.
+ */
+#include "qemu/osdep.h"
+#include "aio-int.h"
+#include "qemu/error-report.h"
+
+/*
+ * With every handler pollable, a non-blocking aio_poll() skips the fd
+ * monitor's wait entirely (no system call).  Under a storm of BHs that
+ * would starve fds whose readiness only the kernel can see; look at them
+ * with a zero-timeout wait at least this often.
+ */
+#define AIO_MAX_SKIPPED_WAITS 256
+
+static AioHandler *aio_find_handler(AioContext *ctx, int fd)
+{
+    AioHandler *node;
+
+    AIO_HANDLERS_FOREACH(node, &ctx->aio_handlers) {
+        if (node->pfd.fd == fd && !aio_node_is_deleted(node)) {
+            return node;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Take @node off the context.  Returns true if the caller may free it now,
+ * false if walkers exist and aio_free_deleted_handlers() will.
+ * Called with list_lock held.
+ */
+static bool aio_remove_fd_handler(AioContext *ctx, AioHandler *node)
+{
+    g_source_remove_poll(&ctx->source, &node->pfd);
+
+    if (qemu_lockcnt_count(&ctx->list_lock)) {
+        AioHandler *first = ctx->deleted_aio_handlers.lh_first;
+
+        qatomic_set(&node->deleted, true);
+        /* The home thread peeks at the head without the lock. */
+        node->node_deleted.le_next = first;
+        node->node_deleted.le_prev = &ctx->deleted_aio_handlers.lh_first;
+        if (first) {
+            first->node_deleted.le_prev = &node->node_deleted.le_next;
+        }
+        qatomic_set(&ctx->deleted_aio_handlers.lh_first, node);
+        return false;
+    }
+
+    /* Nobody walks the lists: unlink at once. */
+    QLIST_REMOVE(node, node);
+    QLIST_SAFE_REMOVE(node, node_poll);
+    return true;
+}
+
+void aio_set_fd_handler(AioContext *ctx, int fd,
+                        IOHandler *io_read, IOHandler *io_write,
+                        AioPollFn *io_poll, IOHandler *io_poll_ready,
+                        void *opaque)
+{
+    AioHandler *node;
+    AioHandler *new_node = NULL;
+    bool free_node = false;
+    int poll_disable_delta = 0;
+    bool removing = !io_read && !io_write && !io_poll;
+
+    if (fd < 0) {
+        if (!removing) {
+            warn_report("aio_set_fd_handler: ignoring invalid fd %d", fd);
+        }
+        return;
+    }
+    if (!io_poll) {
+        io_poll_ready = NULL;   /* only ever called after io_poll */
+    }
+
+    qemu_lockcnt_lock(&ctx->list_lock);
+
+    node = aio_find_handler(ctx, fd);
+    if (removing && !node) {
+        qemu_lockcnt_unlock(&ctx->list_lock);
+        return;
+    }
+
+    if (!removing) {
+        new_node = g_new0(AioHandler, 1);
+        new_node->pfd.fd = fd;
+        new_node->pfd.events = (io_read ? G_IO_IN | G_IO_HUP | G_IO_ERR : 0) |
+                               (io_write ? G_IO_OUT | G_IO_ERR : 0);
+        new_node->io_read = io_read;
+        new_node->io_write = io_write;
+        new_node->io_poll = io_poll;
+        new_node->io_poll_ready = io_poll_ready;
+        new_node->opaque = opaque;
+
+        g_source_add_poll(&ctx->source, &new_node->pfd);
+        aio_handlers_insert_head(&ctx->aio_handlers, new_node);
+        if (!io_poll) {
+            poll_disable_delta++;
+        }
+    }
+
+    if (node) {
+        if (!node->io_poll) {
+            poll_disable_delta--;
+        }
+        free_node = aio_remove_fd_handler(ctx, node);
+    }
+
+    aio_fdmon(ctx)->update(ctx, node, new_node);
+    if (free_node) {
+        g_free(node);
+    }
+
+    if (poll_disable_delta) {
+        qatomic_set(&ctx->poll_disable_cnt,
+                    qatomic_read(&ctx->poll_disable_cnt) + poll_disable_delta);
+    }
+    qemu_lockcnt_unlock(&ctx->list_lock);
+
+    /* Make a sleeping aio_poll() pick up the new set of fds. */
+    aio_notify(ctx);
+}
+
+void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
+                            EventNotifierHandler *io_read,
+                            AioPollFn *io_poll,
+                            EventNotifierHandler *io_poll_ready)
+{
+    aio_set_fd_handler(ctx, event_notifier_get_fd(notifier),
+                       (IOHandler *)io_read, NULL, io_poll,
+                       (IOHandler *)io_poll_ready, notifier);
+}
+
+void aio_set_event_notifier_poll(AioContext *ctx, EventNotifier *notifier,
+                                 EventNotifierHandler *io_poll_begin,
+                                 EventNotifierHandler *io_poll_end)
+{
+    AioHandler *node;
+
+    qemu_lockcnt_lock(&ctx->list_lock);
+    node = aio_find_handler(ctx, event_notifier_get_fd(notifier));
+    if (node) {
+        /* The home thread may be polling right now: atomic stores. */
+        qatomic_set(&node->io_poll_begin, (IOHandler *)io_poll_begin);
+        qatomic_set(&node->io_poll_end, (IOHandler *)io_poll_end);
+    }
+    qemu_lockcnt_unlock(&ctx->list_lock);
+}
+
+bool aio_poll_disabled(AioContext *ctx)
+{
+    return qatomic_read(&ctx->poll_disable_cnt);
+}
+
+/* Run the callbacks @node is ready for.  Returns true on progress. */
+bool aio_dispatch_handler(AioContext *ctx, AioHandler *node)
+{
+    int revents;
+    bool poll_ready;
+    bool progress = false;
+
+    if (aio_node_is_deleted(node)) {
+        node->pfd.revents = 0;
+        node->poll_ready = false;
+        return false;
+    }
+    revents = node->pfd.revents & node->pfd.events;
+    poll_ready = node->poll_ready;
+    node->pfd.revents = 0;
+    node->poll_ready = false;
+
+    aio_poll_handler_became_active(ctx, node);
+
+    if (poll_ready && revents == 0) {
+        if (!node->io_poll_ready) {
+            return false;
+        }
+        node->io_poll_ready(node->opaque);
+        return !aio_handler_is_notifier(ctx, node);
+    }
+
+    if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && node->io_read) {
+        node->io_read(node->opaque);
+        progress = !aio_handler_is_notifier(ctx, node);
+    }
+    /* io_read may have removed the handler. */
+    if ((revents & (G_IO_OUT | G_IO_ERR)) && node->io_write &&
+        !aio_node_is_deleted(node)) {
+        node->io_write(node->opaque);
+        progress = true;
+    }
+    return progress;
+}
+
+static bool aio_dispatch_ready_handlers(AioContext *ctx,
+                                        AioHandlerList *ready_list)
+{
+    bool progress = false;
+    AioHandler *node;
+
+    /* A nested aio_poll() may take nodes off this list: always re-read. */
+    while ((node = QLIST_FIRST(ready_list))) {
+        QLIST_REMOVE(node, node_ready);
+        progress |= aio_dispatch_handler(ctx, node);
+    }
+    return progress;
+}
+
+/* Called as a walker; frees deleted nodes if we are the only walker. */
+void aio_free_deleted_handlers(AioContext *ctx)
+{
+    AioHandler *node;
+
+    if (!qatomic_read(&ctx->deleted_aio_handlers.lh_first)) {
+        return;
+    }
+    if (!qemu_lockcnt_dec_if_lock(&ctx->list_lock)) {
+        return;     /* someone else walks too; try again later */
+    }
+
+    while ((node = QLIST_FIRST(&ctx->deleted_aio_handlers))) {
+        QLIST_REMOVE(node, node);
+        QLIST_REMOVE(node, node_deleted);
+        QLIST_SAFE_REMOVE(node, node_poll);
+        g_free(node);
+    }
+
+    qemu_lockcnt_inc_and_unlock(&ctx->list_lock);
+}
+
+/* At finalization: free every node, live or deleted, without callbacks. */
+void aio_free_all_handlers(AioContext *ctx)
+{
+    AioHandler *node;
+
+    assert(qemu_lockcnt_count(&ctx->list_lock) == 0);
+    while ((node = QLIST_FIRST(&ctx->aio_handlers))) {
+        QLIST_REMOVE(node, node);
+        QLIST_SAFE_REMOVE(node, node_poll);
+        if (aio_node_is_deleted(node)) {
+            QLIST_REMOVE(node, node_deleted);
+        } else {
+            g_source_remove_poll(&ctx->source, &node->pfd);
+        }
+        g_free(node);
+    }
+}
+
+int64_t aio_compute_timeout(AioContext *ctx)
+{
+    int64_t timeout = aio_bh_timeout(ctx);
+    int64_t deadline;
+
+    if (timeout == 0) {
+        return 0;
+    }
+    deadline = timerlistgroup_deadline_ns(&ctx->tlg);
+    if (deadline == 0) {
+        return 0;
+    }
+    return qemu_soonest_timeout(timeout, deadline);
+}
+
+bool aio_poll(AioContext *ctx, bool blocking)
+{
+    AioContextPriv *priv = aio_priv(ctx);
+    AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
+    const FDMonOps *fdmon;
+    AioContext *outer;
+    bool progress;
+    bool use_notify_me;
+    bool adaptive = qatomic_read(&ctx->poll_max_ns) != 0;
+    int64_t start = 0;
+    int64_t timeout;
+
+    /*
+     * A nested aio_poll() from a callback is about to wait: until its own
+     * dispatch phase, aio_notify() must not be skipped (see there).
+     */
+    outer = aio_begin_dispatch(NULL);
+
+    qemu_lockcnt_inc(&ctx->list_lock);
+
+    if (adaptive) {
+        start = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    }
+
+    timeout = blocking ? aio_compute_timeout(ctx) : 0;
+    progress = aio_try_poll_mode(ctx, &ready_list, &timeout);
+    assert(!(timeout && progress));
+
+    /*
+     * Announce that we may sleep, so that aio_notify() writes the eventfd.
+     * Not needed when we will not block: everything is looked at again
+     * before the next wait anyway.
+     */
+    use_notify_me = timeout != 0;
+    if (use_notify_me) {
+        qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) + 2);
+        /*
+         * Order the notify_me store before the load of "notified"; pairs
+         * with the smp_mb() in aio_notify().  Either it sees notify_me and
+         * sets the notifier, or we see "notified" and do not block.
+         */
+        smp_mb();
+        if (qatomic_read(&ctx->notified)) {
+            timeout = 0;
+        }
+    }
+
+    fdmon = aio_fdmon(ctx);
+    if (timeout || fdmon->need_wait(ctx)) {
+        /*
+         * Leave polling mode before sleeping: io_poll_end lets handlers turn
+         * their notifications back on, and its final poll catches an event
+         * that raced with that.
+         */
+        if (aio_poll_set_started(ctx, &ready_list, false, &timeout)) {
+            progress = true;
+        }
+        fdmon = aio_fdmon(ctx);
+        fdmon->wait(ctx, &ready_list, timeout);
+        priv->skipped_waits = 0;
+    } else if (++priv->skipped_waits >= AIO_MAX_SKIPPED_WAITS) {
+        priv->skipped_waits = 0;
+        fdmon->wait(ctx, &ready_list, 0);
+    }
+
+    if (use_notify_me) {
+        /* The wait is over before we stop asking for notifications. */
+        qatomic_store_release(&ctx->notify_me,
+                              qatomic_read(&ctx->notify_me) - 2);
+    }
+
+    aio_notify_accept(ctx);
+
+    if (adaptive) {
+        aio_adjust_polling_time(ctx,
+                                qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start);
+    }
+
+    outer = aio_begin_dispatch(ctx);
+    progress |= aio_bh_poll(ctx);
+    progress |= aio_dispatch_ready_handlers(ctx, &ready_list);
+
+    aio_free_deleted_handlers(ctx);
+
+    qemu_lockcnt_dec(&ctx->list_lock);
+
+    progress |= timerlistgroup_run_timers(&ctx->tlg);
+    aio_end_dispatch(outer);
+
+    return progress;
+}

@@ -1,0 +1,43 @@
+/*
+ * aiocb.c: BlockAIOCB allocation and reference counting.
+ *
+ * An AIOCB is the handle of one asynchronous request; the engine that
+ * creates it defines how large it is and how to cancel it (AIOCBInfo).
+ * Threading: the reference count is plain, as in QEMU: an AIOCB belongs to
+ * the thread of the context its request completes in.
+ */
+#include "qemu/osdep.h"
+#include "block/aio.h"
+
+void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
+                   BlockCompletionFunc *cb, void *opaque)
+{
+    BlockAIOCB *acb;
+
+    assert(aiocb_info->aiocb_size >= sizeof(BlockAIOCB));
+    acb = g_malloc0(aiocb_info->aiocb_size);
+    acb->aiocb_info = aiocb_info;
+    acb->bs = bs;
+    acb->cb = cb;
+    acb->opaque = opaque;
+    acb->refcnt = 1;
+    return acb;
+}
+
+void qemu_aio_ref(void *p)
+{
+    BlockAIOCB *acb = p;
+
+    assert(acb->refcnt > 0);
+    acb->refcnt++;
+}
+
+void qemu_aio_unref(void *p)
+{
+    BlockAIOCB *acb = p;
+
+    assert(acb->refcnt > 0);
+    if (--acb->refcnt == 0) {
+        g_free(acb);
+    }
+}

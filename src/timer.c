@@ -1,0 +1,574 @@
+/*
+ * timer.c: timer lists and timers (QEMUTimerList, QEMUTimerListGroup,
+ * QEMUTimer).
+ *
+ * Each list keeps its pending timers in a 4-ary min-heap keyed by
+ * (deadline, arming sequence number), so timers with equal deadlines fire in
+ * arming order and arming, re-arming and cancelling are O(log n).  Each
+ * timer remembers its heap slot, which is what makes timer_del and
+ * timer_mod on a pending timer O(log n) rather than a search.
+ *
+ * Threading: timer_mod*, timer_del and the timerlist_* queries may be
+ * called from any thread.  active_timers_lock protects the heap; a timer's
+ * expire_time is written under it and read atomically by timer_pending.
+ * timerlist_run_timers belongs to the list owner's thread (one runner at a
+ * time); it drops the lock around each callback, having first taken the
+ * timer off the heap, so callbacks may arm or delete any timer.
+ */
+#include "qemu/osdep.h"
+#include "qemu/timer.h"
+#include "qemu/error-report.h"
+#include "timer-int.h"
+
+/*
+ * Declared by qemu/main-loop.h; timerlist_notify falls back to it for lists
+ * created without a notify callback.  TEMPORARY: weak until src/main-loop.c
+ * exists, so that libqaio.so links with --no-undefined meanwhile.
+ */
+void qemu_notify_event(void) __attribute__((weak));
+
+#define HEAP_ARITY 4
+
+/*
+ * keys[] starts this many slots into a cache-line-aligned block, so that
+ * keys[1..4], keys[5..8], ... (the children of one slot) each fill exactly
+ * one 64-byte line.
+ */
+#define KEYS_PAD 3
+#define KEYS_ALIGN 64
+
+QEMU_BUILD_BUG_ON(sizeof(TimerKey) * HEAP_ARITY != KEYS_ALIGN);
+
+/*
+ * The calling thread's nest of qaio_int_timerlist_run frames, so that
+ * qemu_clock_enable can tell which running callbacks are its own callers.
+ */
+typedef struct TimerRunFrame {
+    QEMUTimerList *tl;
+    struct TimerRunFrame *up;
+} TimerRunFrame;
+
+static __thread TimerRunFrame *run_frames;
+
+static inline TimerKey timer_key(int64_t expire_time, uint64_t seq)
+{
+    return ((TimerKey)(uint64_t)expire_time << 64) | seq;
+}
+
+static inline int64_t timer_key_expire(TimerKey key)
+{
+    return (int64_t)(uint64_t)(key >> 64);
+}
+
+/* Heap primitives; all run under active_timers_lock. */
+
+static void heap_grow(QEMUTimerList *tl)
+{
+    size_t cap = tl->cap ? tl->cap * 2 : 64;
+    void *block;
+
+    if (posix_memalign(&block, KEYS_ALIGN,
+                       (cap + KEYS_PAD) * sizeof(TimerKey))) {
+        error_report("timer list: out of memory growing the heap to %zu "
+                     "timers", cap);
+        abort();
+    }
+    if (tl->n) {
+        memcpy((TimerKey *)block + KEYS_PAD, tl->keys,
+               tl->n * sizeof(TimerKey));
+    }
+    free(tl->keys_alloc);
+    tl->keys_alloc = block;
+    tl->keys = (TimerKey *)block + KEYS_PAD;
+    tl->timers = g_renew(QEMUTimer *, tl->timers, cap);
+    tl->cap = cap;
+}
+
+static inline void heap_move(QEMUTimerList *tl, size_t to, size_t from)
+{
+    tl->keys[to] = tl->keys[from];
+    tl->timers[to] = tl->timers[from];
+    tl->timers[to]->heap_index = to;
+}
+
+static inline void heap_place(QEMUTimerList *tl, size_t i, TimerKey key,
+                              QEMUTimer *ts)
+{
+    tl->keys[i] = key;
+    tl->timers[i] = ts;
+    ts->heap_index = i;
+}
+
+/* Moves the hole at @i towards the root, then fills it with @key/@ts. */
+static void heap_sift_up(QEMUTimerList *tl, size_t i, TimerKey key,
+                         QEMUTimer *ts)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / HEAP_ARITY;
+
+        if (key >= tl->keys[parent]) {
+            break;
+        }
+        heap_move(tl, i, parent);
+        i = parent;
+    }
+    heap_place(tl, i, key, ts);
+}
+
+/* Moves the hole at @i towards the leaves, then fills it with @key/@ts. */
+static void heap_sift_down(QEMUTimerList *tl, size_t i, TimerKey key,
+                           QEMUTimer *ts)
+{
+    const TimerKey *keys = tl->keys;
+    size_t n = tl->n;
+
+    for (;;) {
+        size_t c = HEAP_ARITY * i + 1;
+        size_t best;
+
+        if (c + HEAP_ARITY <= n) {
+            /* All four children exist: a branch-light tournament. */
+            size_t a = keys[c + 1] < keys[c] ? c + 1 : c;
+            size_t b = keys[c + 3] < keys[c + 2] ? c + 3 : c + 2;
+
+            best = keys[b] < keys[a] ? b : a;
+        } else if (c < n) {
+            best = c;
+            for (size_t j = c + 1; j < n; j++) {
+                if (keys[j] < keys[best]) {
+                    best = j;
+                }
+            }
+        } else {
+            break;
+        }
+        if (key <= keys[best]) {
+            break;
+        }
+        heap_move(tl, i, best);
+        i = best;
+    }
+    heap_place(tl, i, key, ts);
+}
+
+/* Puts @key/@ts at slot @i, which currently holds something else. */
+static inline void heap_fix(QEMUTimerList *tl, size_t i, TimerKey key,
+                            QEMUTimer *ts)
+{
+    if (i > 0 && key < tl->keys[(i - 1) / HEAP_ARITY]) {
+        heap_sift_up(tl, i, key, ts);
+    } else {
+        heap_sift_down(tl, i, key, ts);
+    }
+}
+
+static void heap_remove(QEMUTimerList *tl, size_t i)
+{
+    size_t last = --tl->n;
+
+    if (i != last) {
+        heap_fix(tl, i, tl->keys[last], tl->timers[last]);
+    }
+}
+
+static inline void heap_publish_earliest(QEMUTimerList *tl)
+{
+    qatomic_set(&tl->earliest,
+                tl->n ? timer_key_expire(tl->keys[0]) : (int64_t)-1);
+}
+
+/*
+ * The smallest key below slot @i (inclusive) that belongs to a timer whose
+ * attributes are all outside @excluded, if smaller than *@best.  A matching
+ * slot ends the descent (its subtree only holds larger keys), and so does a
+ * key no smaller than *@best, so only non-matching timers earlier than the
+ * answer are visited.
+ */
+static void heap_earliest_matching(QEMUTimerList *tl, size_t i,
+                                   unsigned excluded, TimerKey *best)
+{
+    size_t c;
+
+    if (i >= tl->n || tl->keys[i] >= *best) {
+        return;
+    }
+    if (!((unsigned)tl->timers[i]->attributes & excluded)) {
+        *best = tl->keys[i];
+        return;
+    }
+    c = HEAP_ARITY * i + 1;
+    for (size_t j = c; j < c + HEAP_ARITY; j++) {
+        heap_earliest_matching(tl, j, excluded, best);
+    }
+}
+
+/* Timer lists */
+
+QEMUTimerList *qaio_int_timerlist_create(QEMUClockType type,
+                                         QEMUTimerListNotifyCB *cb,
+                                         void *opaque)
+{
+    QEMUTimerList *tl = g_new0(QEMUTimerList, 1);
+
+    tl->type = type;
+    qemu_mutex_init(&tl->active_timers_lock);
+    tl->earliest = -1;
+    tl->notify_cb = cb;
+    tl->notify_opaque = opaque;
+    qemu_event_init(&tl->done_ev, true);
+    qaio_int_clock_attach(tl);
+    return tl;
+}
+
+QEMUTimerList *timerlist_new(QEMUClockType type,
+                             QEMUTimerListNotifyCB *cb, void *opaque)
+{
+    if ((unsigned)type >= QEMU_CLOCK_MAX) {
+        error_report("timerlist_new: clock type %d does not exist", type);
+        abort();
+    }
+    qaio_int_clocks_init();
+    return qaio_int_timerlist_create(type, cb, opaque);
+}
+
+void qaio_int_timerlist_destroy(QEMUTimerList *tl)
+{
+    qemu_event_destroy(&tl->done_ev);
+    qemu_mutex_destroy(&tl->active_timers_lock);
+    free(tl->keys_alloc);
+    g_free(tl->timers);
+    g_free(tl);
+}
+
+void timerlist_free(QEMUTimerList *timer_list)
+{
+    if (timerlist_has_timers(timer_list)) {
+        error_report("timerlist_free: a timer list of clock %d still has "
+                     "%zu pending timers; delete them first",
+                     timer_list->type, timer_list->n);
+        abort();
+    }
+    qaio_int_clock_detach(timer_list);
+}
+
+bool timerlist_has_timers(QEMUTimerList *timer_list)
+{
+    return qatomic_read(&timer_list->earliest) >= 0;
+}
+
+bool timerlist_expired(QEMUTimerList *timer_list)
+{
+    int64_t earliest = qatomic_read(&timer_list->earliest);
+
+    return earliest >= 0 && earliest <= qemu_clock_get_ns(timer_list->type);
+}
+
+int64_t timerlist_deadline_ns(QEMUTimerList *timer_list)
+{
+    int64_t earliest = qatomic_read(&timer_list->earliest);
+    int64_t delta;
+
+    if (earliest < 0 || !qaio_int_clock_enabled(timer_list->type)) {
+        return -1;
+    }
+    delta = earliest - qemu_clock_get_ns(timer_list->type);
+    return delta > 0 ? delta : 0;
+}
+
+QEMUClockType timerlist_get_clock(QEMUTimerList *timer_list)
+{
+    return timer_list->type;
+}
+
+int64_t qaio_int_timerlist_earliest(QEMUTimerList *tl, int attr_mask)
+{
+    TimerKey best = ~(TimerKey)0;
+    bool found;
+
+    if (qatomic_read(&tl->earliest) < 0) {
+        return -1;
+    }
+    qemu_mutex_lock(&tl->active_timers_lock);
+    heap_earliest_matching(tl, 0, ~(unsigned)attr_mask, &best);
+    found = best != ~(TimerKey)0;
+    qemu_mutex_unlock(&tl->active_timers_lock);
+    return found ? timer_key_expire(best) : -1;
+}
+
+unsigned qaio_int_timerlist_runs_here(QEMUTimerList *tl)
+{
+    unsigned count = 0;
+
+    for (TimerRunFrame *f = run_frames; f; f = f->up) {
+        count += f->tl == tl;
+    }
+    return count;
+}
+
+bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
+{
+    TimerRunFrame frame = { .tl = tl, .up = run_frames };
+    bool progress = false;
+
+    run_frames = &frame;
+
+    /*
+     * Announce ourselves before looking at the enabled flag.  Sequentially
+     * consistent, pairing with qemu_clock_enable's store to enabled and its
+     * load of running: either it sees us and waits, or we see the clock
+     * disabled and run nothing.
+     */
+    __atomic_fetch_add(&tl->running, 1, __ATOMIC_SEQ_CST);
+    if (force || qaio_int_clock_enabled(tl->type)) {
+        qemu_mutex_lock(&tl->active_timers_lock);
+        while (tl->n && timer_key_expire(tl->keys[0]) <= now) {
+            QEMUTimer *ts = tl->timers[0];
+            QEMUTimerCB *cb = ts->cb;
+            void *opaque = ts->opaque;
+
+            heap_remove(tl, 0);
+            heap_publish_earliest(tl);
+            qatomic_set(&ts->expire_time, -1);
+
+            /* The timer is off the heap: the callback may re-arm it. */
+            qemu_mutex_unlock(&tl->active_timers_lock);
+            cb(opaque);
+            progress = true;
+            qemu_mutex_lock(&tl->active_timers_lock);
+        }
+        qemu_mutex_unlock(&tl->active_timers_lock);
+    }
+
+    /*
+     * Sequentially consistent, pairing with the waiter's increment of
+     * waiters and its reset-then-load of running in qemu_clock_enable:
+     * either it sees our decrement, or we see it waiting and wake it.
+     */
+    __atomic_fetch_sub(&tl->running, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&tl->waiters, __ATOMIC_SEQ_CST)) {
+        qemu_event_set(&tl->done_ev);
+    }
+
+    run_frames = frame.up;
+    return progress;
+}
+
+bool timerlist_run_timers(QEMUTimerList *timer_list)
+{
+    int64_t earliest = qatomic_read(&timer_list->earliest);
+    int64_t now;
+
+    /*
+     * A stale look is harmless: a timer armed as the new earliest after it
+     * notifies the list, and the owner comes back here.
+     */
+    if (earliest < 0 || !qaio_int_clock_enabled(timer_list->type)) {
+        return false;
+    }
+    now = qemu_clock_get_ns(timer_list->type);
+    if (earliest > now) {
+        return false;
+    }
+    return qaio_int_timerlist_run(timer_list, now, false);
+}
+
+void timerlist_notify(QEMUTimerList *timer_list)
+{
+    QEMUTimerListNotifyCB *cb = qatomic_read(&timer_list->notify_cb);
+
+    if (cb) {
+        cb(timer_list->notify_opaque, timer_list->type);
+    } else if (qemu_notify_event) {
+        qemu_notify_event();
+    }
+}
+
+/* Timer list groups */
+
+void timerlistgroup_init(QEMUTimerListGroup *tlg,
+                         QEMUTimerListNotifyCB *cb, void *opaque)
+{
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        tlg->tl[type] = timerlist_new(type, cb, opaque);
+    }
+}
+
+void timerlistgroup_deinit(QEMUTimerListGroup *tlg)
+{
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        if (tlg->tl[type]) {
+            timerlist_free(tlg->tl[type]);
+            tlg->tl[type] = NULL;
+        }
+    }
+}
+
+bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+{
+    bool progress = false;
+
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        progress |= timerlist_run_timers(tlg->tl[type]);
+    }
+    return progress;
+}
+
+int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
+{
+    int64_t deadline = -1;
+
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        if (qemu_clock_use_for_deadline(type)) {
+            deadline = qemu_soonest_timeout(deadline,
+                                            timerlist_deadline_ns(tlg->tl[type]));
+        }
+    }
+    return deadline;
+}
+
+/* Timers */
+
+void timer_init_full(QEMUTimer *ts,
+                     QEMUTimerListGroup *timer_list_group, QEMUClockType type,
+                     int scale, int attributes,
+                     QEMUTimerCB *cb, void *opaque)
+{
+    if ((unsigned)type >= QEMU_CLOCK_MAX) {
+        error_report("timer_init_full: clock type %d does not exist", type);
+        abort();
+    }
+    if (!timer_list_group) {
+        qaio_int_clocks_init();
+        timer_list_group = &main_loop_tlg;
+    }
+    ts->expire_time = -1;
+    ts->timer_list = timer_list_group->tl[type];
+    ts->cb = cb;
+    ts->opaque = opaque;
+    ts->next = NULL;
+    ts->attributes = attributes;
+    ts->scale = scale;
+    ts->heap_index = 0;
+}
+
+void timer_deinit(QEMUTimer *ts)
+{
+    if (timer_pending(ts)) {
+        error_report("timer_deinit: the timer is still pending; call "
+                     "timer_del first");
+        abort();
+    }
+    ts->timer_list = NULL;
+}
+
+/* Takes @ts off its list's heap if it is there. */
+static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
+{
+    if (ts->expire_time < 0) {
+        return;
+    }
+    assert(ts->heap_index < tl->n && tl->timers[ts->heap_index] == ts);
+    heap_remove(tl, ts->heap_index);
+    heap_publish_earliest(tl);
+    qatomic_set(&ts->expire_time, -1);
+}
+
+/*
+ * Arms or re-arms @ts; returns true if it is now the earliest timer of
+ * @tl, in which case the caller notifies the list once the lock is dropped.
+ */
+static bool timer_mod_ns_locked(QEMUTimerList *tl, QEMUTimer *ts,
+                                int64_t expire_time)
+{
+    TimerKey key = timer_key(expire_time, tl->next_seq++);
+
+    if (ts->expire_time >= 0) {
+        assert(tl->timers[ts->heap_index] == ts);
+        heap_fix(tl, ts->heap_index, key, ts);
+    } else {
+        if (tl->n == tl->cap) {
+            heap_grow(tl);
+        }
+        tl->n++;
+        heap_sift_up(tl, tl->n - 1, key, ts);
+    }
+    heap_publish_earliest(tl);
+    qatomic_set(&ts->expire_time, expire_time);
+    return ts->heap_index == 0;
+}
+
+void timer_del(QEMUTimer *ts)
+{
+    QEMUTimerList *tl = ts->timer_list;
+
+    /*
+     * Not pending: nothing to take off.  A concurrent arm from another
+     * thread is unordered with this call anyway.
+     */
+    if (!tl || qatomic_read(&ts->expire_time) < 0) {
+        return;
+    }
+    qemu_mutex_lock(&tl->active_timers_lock);
+    timer_del_locked(tl, ts);
+    qemu_mutex_unlock(&tl->active_timers_lock);
+}
+
+void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
+{
+    QEMUTimerList *tl = ts->timer_list;
+    bool rearm;
+
+    expire_time = MAX(expire_time, 0);
+    qemu_mutex_lock(&tl->active_timers_lock);
+    rearm = timer_mod_ns_locked(tl, ts, expire_time);
+    qemu_mutex_unlock(&tl->active_timers_lock);
+    if (rearm) {
+        timerlist_notify(tl);
+    }
+}
+
+void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
+{
+    QEMUTimerList *tl = ts->timer_list;
+    bool rearm = false;
+
+    expire_time = MAX(expire_time, 0);
+    qemu_mutex_lock(&tl->active_timers_lock);
+    if (ts->expire_time < 0 || ts->expire_time > expire_time) {
+        rearm = timer_mod_ns_locked(tl, ts, expire_time);
+    }
+    qemu_mutex_unlock(&tl->active_timers_lock);
+    if (rearm) {
+        timerlist_notify(tl);
+    }
+}
+
+void timer_mod(QEMUTimer *ts, int64_t expire_timer)
+{
+    timer_mod_ns(ts, expire_timer * ts->scale);
+}
+
+void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time)
+{
+    timer_mod_anticipate_ns(ts, expire_time * ts->scale);
+}
+
+bool timer_pending(QEMUTimer *ts)
+{
+    return qatomic_read(&ts->expire_time) >= 0;
+}
+
+bool timer_expired(QEMUTimer *timer_head, int64_t current_time)
+{
+    int64_t expire_time = qatomic_read(&timer_head->expire_time);
+
+    return expire_time >= 0 &&
+           expire_time <= current_time * timer_head->scale;
+}
+
+uint64_t timer_expire_time_ns(QEMUTimer *ts)
+{
+    int64_t expire_time = qatomic_read(&ts->expire_time);
+
+    return expire_time >= 0 ? (uint64_t)expire_time : (uint64_t)-1;
+}

@@ -1,0 +1,489 @@
+/*
+ * aio-notify.pml: Promela model of the wake-up protocol between the
+ * AioContext home thread (aio_poll, or the GSource prepare/check/dispatch
+ * cycle) and other threads calling qemu_bh_schedule / aio_notify.
+ *
+ * Threads: one "home" process owns the context and loops forever on
+ * aio_poll(ctx, true) (and, with -DGSOURCE, also on GLib main loop
+ * iterations, chosen nondeterministically each time round).  NPROD
+ * "producer" processes each schedule a BH ROUNDS times and wait for its
+ * callback to run before scheduling again, like a thread that posts work
+ * and waits for the ack.  A "flusher" process drains store buffers at
+ * arbitrary moments and a "watchdog" fires when nothing else can move.
+ *
+ * Memory model: loads execute in program order; stores to the two plain
+ * shared variables (notify_me, notified) go to a per-thread, per-location
+ * store buffer and reach memory later, in any order (so both store->load
+ * and store->store reordering are possible, i.e. weaker than x86-TSO).  A
+ * load first looks in the thread's own buffer.  smp_mb() and every atomic
+ * read-modify-write (fetch_or, fetch_and, xchg, cmpxchg: all full barriers
+ * in QEMU's atomics) drain the thread's buffer; a release store drains it
+ * before buffering itself; smp_wmb() drains it (it is always followed by a
+ * store here, so draining is exactly "earlier stores before later ones").
+ * A store to a location that already has a buffered store drains that one
+ * first (buffer depth one per location).  The EventNotifier (eventfd) is a
+ * kernel object: its set / test-and-clear are single atomic steps that do
+ * not drain the buffer.  Load->load reordering is not modelled: every pair
+ * of loads whose order matters here is separated by a full barrier.
+ *
+ * Properties (see README.md): no lost wake-up and no lost BH (watchdog
+ * assertion when the system is stuck, plus valid end states), no BH run
+ * twice for one schedule and no BH on two lists (assertions).
+ *
+ * Correct configuration: no BUG_* define.  Each BUG_* define removes one
+ * ordering rule of the C code; check-models.sh expects spin to reject them.
+ */
+
+#ifndef NPROD
+#define NPROD 2
+#endif
+#ifndef ROUNDS
+#define ROUNDS 2
+#endif
+
+/* -DSHARED_BH: all producers schedule the same BH (idempotence races). */
+#ifdef SHARED_BH
+#define NBH 1
+#define BH_OF(p) 0
+#else
+#define NBH NPROD
+#define BH_OF(p) (p)
+#endif
+
+#define BH_PENDING   1
+#define BH_SCHEDULED 2
+
+/*
+ * How many times the wait may end because some other fd handler or GLib
+ * source became ready.  Bounded so that the watchdog can still see a home
+ * thread that sleeps forever.
+ */
+#ifndef OTHER_WAKEUPS
+#define OTHER_WAKEUPS 1
+#endif
+
+/* aio_compute_timeout() result "-1": block until the notifier fires. */
+#define TIMEOUT_INF  1
+
+/* ---- shared state (names follow the C code) ---- */
+byte notify_me;            /* bit 0: GSource prepare..check; bits 1..: aio_poll */
+bool notified;
+bool notifier;             /* ctx->notifier: eventfd counter non-zero */
+byte bh_list;              /* ctx->bh_list, as a set of BH ids */
+byte bh_slice;             /* the BHListSlice of the running aio_bh_poll */
+byte bh_flags[NBH];
+
+/* ---- store buffers: one slot per (thread, location) ---- */
+bool home_sb_notify_me_valid;
+byte home_sb_notify_me;
+bool home_sb_notified_valid;       /* the home thread only stores false */
+bool producer_sb_notified_valid[NPROD];  /* producers only store true */
+
+/* ---- ghost state for the properties, never read by the protocol ---- */
+byte sched_gen[NBH];       /* schedules so far (one per fetch_or) */
+byte done_gen[NBH];        /* sched_gen covered by the last run */
+byte producers_done;
+byte other_wakeups;
+
+/* ---- memory primitives ---- */
+
+inline home_flush()
+{
+    if
+    :: home_sb_notify_me_valid ->
+        notify_me = home_sb_notify_me;
+        home_sb_notify_me_valid = false
+    :: else
+    fi;
+    if
+    :: home_sb_notified_valid ->
+        notified = false;
+        home_sb_notified_valid = false
+    :: else
+    fi
+}
+
+inline producer_flush(p)
+{
+    if
+    :: producer_sb_notified_valid[p] ->
+        notified = true;
+        producer_sb_notified_valid[p] = false
+    :: else
+    fi
+}
+
+#define HOME_LOAD_NOTIFY_ME \
+    (home_sb_notify_me_valid -> home_sb_notify_me : notify_me)
+#define HOME_LOAD_NOTIFIED \
+    (home_sb_notified_valid -> false : notified)
+
+inline home_store_notify_me(v)
+{
+    atomic {
+        if
+        :: home_sb_notify_me_valid -> notify_me = home_sb_notify_me
+        :: else
+        fi;
+        home_sb_notify_me = v;
+        home_sb_notify_me_valid = true
+    }
+}
+
+/* qatomic_store_release(): earlier accesses first, then this store. */
+inline home_store_release_notify_me(v)
+{
+    atomic {
+        home_flush();
+        home_sb_notify_me = v;
+        home_sb_notify_me_valid = true
+    }
+}
+
+inline home_store_notified_false()
+{
+    atomic {
+        if
+        :: home_sb_notified_valid -> notified = false
+        :: else
+        fi;
+        home_sb_notified_valid = true
+    }
+}
+
+inline home_smp_mb()
+{
+    atomic { home_flush() }
+}
+
+/* ---- the protocol ---- */
+
+/*
+ * aio_compute_timeout(): 0 if a scheduled BH sits on ctx->bh_list (the
+ * slice list is empty outside aio_bh_poll here), else "infinite".  A walk
+ * of the list is plain loads; the head is read once and BHs only ever get
+ * pushed at the head, so one step reading the whole set is faithful.
+ */
+inline aio_compute_timeout(t)
+{
+    atomic {
+        t = TIMEOUT_INF;
+        b = 0;
+        do
+        :: b < NBH ->
+            if
+            :: (bh_list & (1 << b)) && (bh_flags[b] & BH_SCHEDULED) -> t = 0
+            :: else
+            fi;
+            b++
+        :: else -> break
+        od
+    }
+}
+
+/*
+ * aio_notify_accept(): clear notified, then a full barrier so that the
+ * clear is ordered before the reads of BH flags / the BH list that follow.
+ * Pairs with smp_wmb() in aio_notify().
+ */
+inline aio_notify_accept()
+{
+    home_store_notified_false();
+#ifndef BUG_ACCEPT_NO_MB
+    home_smp_mb();
+#endif
+}
+
+/*
+ * aio_bh_poll(): steal ctx->bh_list into a slice with an atomic exchange,
+ * then aio_bh_dequeue() each BH (private list removal + fetch_and of
+ * ~(BH_PENDING | BH_SCHEDULED)) and run it if it was scheduled.  Running
+ * a BH is where the ghost "done_gen" catches up with "sched_gen".
+ */
+inline aio_bh_poll()
+{
+    atomic {
+        home_flush();
+        bh_slice = bh_list;
+        bh_list = 0
+    }
+    do
+    :: bh_slice == 0 -> break
+    :: else ->
+        atomic {
+            home_flush();
+            b = 0;
+            do
+            :: bh_slice & (1 << b) -> break
+            :: else -> b++
+            od;
+            bh_slice = bh_slice & ~(1 << b);
+            old = bh_flags[b];
+            bh_flags[b] = old & ~(BH_PENDING | BH_SCHEDULED);
+            if
+            :: old & BH_SCHEDULED ->
+                /* aio_bh_call(): one run per batch of schedules */
+                assert(done_gen[b] < sched_gen[b]);
+                done_gen[b] = sched_gen[b]
+            :: else
+            fi
+        }
+    od
+}
+
+/*
+ * The context's own notifier handler (aio_context_notifier_cb): runs in
+ * dispatch, after aio_bh_poll(), only if the wait reported the eventfd
+ * readable; event_notifier_test_and_clear() zeroes the counter, including
+ * any increment that arrived after the wait.
+ */
+inline notifier_cb()
+{
+    if
+    :: ev_ready -> notifier = false; ev_ready = false
+    :: else
+    fi
+}
+
+active proctype home()
+{
+    byte tmo, b, old, nm;
+    bool use_notify_me, ev_ready, gsource, dispatch;
+
+    do
+    :: true ->
+#ifdef GSOURCE
+        if
+        :: gsource = false
+        :: gsource = true
+        fi;
+#endif
+        if
+        :: gsource ->
+            /*
+             * aio_ctx_prepare(): set bit 0 before computing the timeout.
+             * Pairs with smp_mb() in aio_notify().
+             */
+            nm = HOME_LOAD_NOTIFY_ME;
+            home_store_notify_me(nm | 1);
+#ifndef BUG_PREPARE_NO_MB
+            home_smp_mb();
+#endif
+            aio_compute_timeout(tmo)
+        :: else ->
+            /* aio_poll(ctx, true) */
+            aio_compute_timeout(tmo);
+            use_notify_me = (tmo != 0);
+            if
+            :: use_notify_me ->
+                nm = HOME_LOAD_NOTIFY_ME;
+                home_store_notify_me(nm + 2);
+#ifndef BUG_POLL_NO_MB
+                /* write notify_me before reading notified */
+                home_smp_mb();
+#endif
+                if
+                :: HOME_LOAD_NOTIFIED -> tmo = 0
+                :: else
+                fi
+            :: else
+            fi
+        fi;
+
+        /* fdmon wait / g_poll() on the notifier's fd */
+        if
+        :: tmo == 0 -> ev_ready = notifier
+        :: tmo == 0 && !gsource ->
+            /* aio_poll skips the wait when timeout is 0 and !need_wait */
+            ev_ready = false
+        :: tmo != 0 ->
+end_wait:
+            notifier -> ev_ready = true
+        :: tmo != 0 && other_wakeups < OTHER_WAKEUPS ->
+            /* another fd or GSource ended the wait; ours may be ready too */
+            other_wakeups++;
+            ev_ready = notifier
+        fi;
+
+        if
+        :: gsource ->
+            /* aio_ctx_check() */
+            nm = HOME_LOAD_NOTIFY_ME;
+            home_store_release_notify_me(nm & ~1);
+            aio_notify_accept();
+            atomic {
+                dispatch = ev_ready;
+                b = 0;
+                do
+                :: b < NBH ->
+                    if
+                    :: (bh_list & (1 << b)) &&
+                       (bh_flags[b] & BH_SCHEDULED) -> dispatch = true
+                    :: else
+                    fi;
+                    b++
+                :: else -> break
+                od
+            }
+            if
+            :: dispatch ->
+                /* aio_ctx_dispatch() -> aio_dispatch() */
+                aio_bh_poll();
+                notifier_cb()
+            :: else
+            fi
+        :: else ->
+            if
+            :: use_notify_me ->
+                /* finish the wait before dropping our share */
+                nm = HOME_LOAD_NOTIFY_ME;
+                home_store_release_notify_me(nm - 2)
+            :: else
+            fi;
+#ifndef BUG_ACCEPT_LATE
+            aio_notify_accept();
+#endif
+            aio_bh_poll();
+#ifdef BUG_ACCEPT_LATE
+            aio_notify_accept();
+#endif
+            notifier_cb()
+        fi
+    od
+}
+
+proctype producer(byte p)
+{
+    byte b = BH_OF(p);
+    byte old, my, r;
+    bool was_notified;
+
+    r = 0;
+    do
+    :: r < ROUNDS ->
+        /*
+         * qemu_bh_schedule() -> aio_bh_enqueue(bh, BH_SCHEDULED): the
+         * fetch_or pairs with the fetch_and in aio_bh_dequeue(); only the
+         * caller that sets BH_PENDING pushes, so the BH is on one list.
+         */
+        atomic {
+            producer_flush(p);
+            old = bh_flags[b];
+            bh_flags[b] = old | BH_PENDING | BH_SCHEDULED;
+            sched_gen[b]++;
+            my = sched_gen[b]
+        }
+#ifdef BUG_PUSH_ALWAYS
+        if
+        :: true ->
+#else
+        if
+        :: !(old & BH_PENDING) ->
+#endif
+            /* QSLIST_INSERT_HEAD_ATOMIC: cmpxchg, a full barrier */
+            atomic {
+                producer_flush(p);
+                assert(!((bh_list | bh_slice) & (1 << b)));
+                bh_list = bh_list | (1 << b)
+            }
+        :: else
+        fi;
+
+        /* aio_notify() */
+#ifdef BUG_SKIP_SET
+        /* "optimised": only the first notifier since the accept sets it */
+        atomic {
+            producer_flush(p);
+            was_notified = notified;
+            notified = true
+        }
+#else
+        /* smp_wmb(): the BH list before notified; pairs with accept */
+        atomic { producer_flush(p) }
+        atomic {
+            producer_flush(p);
+            producer_sb_notified_valid[p] = true
+        }
+#ifndef BUG_NOTIFY_NO_MB
+        /* smp_mb(): notified before reading notify_me; pairs with aio_poll */
+        atomic { producer_flush(p) }
+#endif
+#endif
+        if
+        :: notify_me != 0 && !was_notified ->
+            notifier = true        /* event_notifier_set() */
+        :: else
+        fi;
+
+        /* harness: wait for the callback to ack this schedule */
+        done_gen[b] >= my;
+        r++
+    :: else -> break
+    od;
+    producers_done++
+}
+
+/* Drains buffered stores at arbitrary moments (they all get there). */
+active proctype flusher()
+{
+end_flusher:
+    do
+    :: atomic {
+           home_sb_notify_me_valid ->
+           notify_me = home_sb_notify_me;
+           home_sb_notify_me_valid = false
+       }
+    :: atomic {
+           home_sb_notified_valid ->
+           notified = false;
+           home_sb_notified_valid = false
+       }
+    :: atomic {
+           producer_sb_notified_valid[0] ->
+           notified = true;
+           producer_sb_notified_valid[0] = false
+       }
+#if NPROD > 1
+    :: atomic {
+           producer_sb_notified_valid[1] ->
+           notified = true;
+           producer_sb_notified_valid[1] = false
+       }
+#endif
+    od
+}
+
+/*
+ * "timeout" is true only when no other statement in the system can run:
+ * the home thread is blocked in its wait and every producer is blocked or
+ * finished.  At that point every producer must be finished and every
+ * schedule must have been followed by a run; otherwise a wake-up (or a
+ * BH) was lost and the home thread sleeps forever with work queued.
+ */
+active proctype watchdog()
+{
+    byte i;
+
+    timeout ->
+    assert(producers_done == NPROD);
+    i = 0;
+    do
+    :: i < NBH ->
+        assert(done_gen[i] == sched_gen[i]);
+        i++
+    :: else -> break
+    od
+}
+
+init
+{
+    byte i;
+
+    atomic {
+        i = 0;
+        do
+        :: i < NPROD -> run producer(i); i++
+        :: else -> break
+        od
+    }
+}
