@@ -3,7 +3,8 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps check bench install clean
+.PHONY: all deps check check-asan check-tsan check-valgrind bench bench-peers \
+        install clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -17,8 +18,47 @@ $(BUILD)/build.ninja:
 check: all
 	scripts/run-tests.sh $(BUILD)
 
+# Sanitizer and valgrind runs, each in a build directory of its own.
+# AddressSanitizer + UndefinedBehaviorSanitizer (leak detection on): every test.
+check-asan: deps
+	test -f build-asan/build.ninja || meson setup build-asan -Dwerror=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false \
+	    -Dc_args=-fno-sanitize-recover=undefined
+	ninja -C build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    scripts/run-tests.sh build-asan --no-suite slow-under-sanitizers
+
+# ThreadSanitizer: the multithreaded tests (suite "mt").
+check-tsan: deps
+	test -f build-tsan/build.ninja || meson setup build-tsan -Dwerror=true \
+	    -Db_sanitize=thread -Db_lundef=false
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    scripts/run-tests.sh build-tsan --suite mt
+
+# valgrind memcheck: the single-threaded tests (suite "st").
+check-valgrind: deps
+	scripts/install-deps.sh valgrind
+	test -f build-valgrind/build.ninja || meson setup build-valgrind \
+	    -Dwerror=true -Dbuildtype=debug
+	ninja -C build-valgrind
+	G_SLICE=always-malloc G_DEBUG=gc-friendly \
+	    scripts/run-tests.sh build-valgrind --suite st --timeout-multiplier 10 \
+	    --wrapper 'valgrind --error-exitcode=99 --leak-check=full \
+	        --errors-for-leak-kinds=definite \
+	        --suppressions=/usr/share/glib-2.0/valgrind/glib.supp -q'
+
 bench: all
 	$(BUILD)/bench/qaio-bench-loop
+
+# The full event-loop comparison: install the peer libraries, reconfigure
+# (--wipe: meson caches a missing header), rebuild, run, keep the JSON.
+bench-peers: deps $(BUILD)/build.ninja
+	scripts/install-deps.sh libuv1-dev libev-dev libevent-dev
+	meson setup --wipe $(BUILD)
+	ninja -C $(BUILD)
+	$(BUILD)/bench/qaio-bench-loop --full --json bench/results/loop.json
 
 install: all
 	meson install -C $(BUILD)

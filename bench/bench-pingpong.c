@@ -15,7 +15,7 @@ static int pingpong_run(const BenchScenario *sc, const BenchPeer *peer,
                         const BenchOptions *opt, double *out)
 {
     BenchPingpong s = {
-        .round_trips = opt->full ? 200000 : 20000,
+        .round_trips = opt->full ? 100000 : 10000,
     };
     int ret;
 

@@ -61,13 +61,23 @@ static inline uint64_t bench_rand(uint64_t *state)
 }
 
 /*
- * (a) resched: one callback that schedules itself again, @iterations times.
+ * (a) resched: @ncallbacks callbacks, each scheduling itself again, until
+ * @iterations callbacks have run in all.  With several, the ones already
+ * scheduled when the count is reached still run (and count), so a peer
+ * stops its loop as soon as @count reaches @iterations and the result is
+ * per callback run.
  */
 typedef struct BenchResched {
-    uint64_t iterations;    /* callbacks to run */
+    unsigned ncallbacks;
+    uint64_t iterations;    /* callbacks to run, at least */
     uint64_t count;         /* callbacks run so far */
     int64_t t_start, t_end;
 } BenchResched;
+
+static inline bool bench_resched_done(const BenchResched *s)
+{
+    return s->count >= s->iterations;
+}
 
 /* Count one callback; true if it must schedule itself again. */
 static inline bool bench_resched_step(BenchResched *s)
@@ -115,34 +125,34 @@ static inline bool bench_pingpong_stopped(BenchPingpong *s)
 }
 
 /*
- * (c) sockpairs: the classic libevent "bench" workload.  @npairs socket
- * pairs all watched for reading; @active of them get a byte; each read
- * callback reads its byte and, while writes remain, writes one to the next
- * pair.  Done when every byte written has been read.
+ * (c) sockets: the classic libevent "bench" workload.  @nsockets sockets
+ * all watched for reading; @active of them get a byte; each read callback
+ * reads its byte and, while writes remain, sends one that makes the next
+ * socket readable.  Done when every byte written has been read.
  */
-typedef struct BenchSockpairs BenchSockpairs;
+typedef struct BenchSockets BenchSockets;
 
-/* The opaque a peer passes to its read callback for read end @idx. */
-typedef struct BenchSockpairsFd {
-    BenchSockpairs *s;
+/* The opaque a peer passes to its read callback for socket @idx. */
+typedef struct BenchSocketsFd {
+    BenchSockets *s;
     int idx;
-    int fd;                 /* read end */
-} BenchSockpairsFd;
+    int fd;                 /* the socket to watch */
+} BenchSocketsFd;
 
-struct BenchSockpairs {
-    int npairs, active, writes;
-    int *fds;               /* [2 * i] read end, [2 * i + 1] write end */
-    BenchSockpairsFd *reader;
+struct BenchSockets {
+    int nsockets, active, writes;
+    int *fds;               /* socket pairs: [i] and [i ^ 1] are peers */
+    BenchSocketsFd *reader; /* [i] watches fds[i] */
     int writes_left, fired, count, failures;
     int64_t t_start, t_end;
 };
 
 /* Send the first @active bytes and stamp t_start.  After registering. */
-void bench_sockpairs_start(BenchSockpairs *s);
+void bench_sockets_start(BenchSockets *s);
 /* The read callback's whole job. */
-void bench_sockpairs_readable(BenchSockpairsFd *f);
+void bench_sockets_readable(BenchSocketsFd *f);
 
-static inline bool bench_sockpairs_done(const BenchSockpairs *s)
+static inline bool bench_sockets_done(const BenchSockets *s)
 {
     return s->count == s->fired;
 }
@@ -168,10 +178,11 @@ typedef struct BenchTimersLate {
     size_t n;
     int64_t span_ns, lead_ns;
     int64_t *offset_ns;     /* in [0, span_ns) */
-    int64_t *due_ns;        /* CLOCK_MONOTONIC, set by bench_timers_late_start */
+    int64_t *due_ns;        /* CLOCK_MONOTONIC; bench_timers_late_start */
     int64_t *late_ns;       /* INT64_MIN until the timer fired */
     size_t fired, dup;
-    int64_t t_start, t_armed;
+    int64_t t_start;
+    int64_t t_armed;        /* stamped by the peer when all are armed */
 } BenchTimersLate;
 
 /* Compute the due times from now; stamps t_start. */
@@ -194,7 +205,7 @@ typedef enum BenchKind {
     BENCH_RESCHED,
     BENCH_PINGPONG,         /* wake-ups through the kernel */
     BENCH_PINGPONG_POLL,    /* busy polling allowed */
-    BENCH_SOCKPAIRS,
+    BENCH_SOCKETS,
     BENCH_TIMERS_ARM,
     BENCH_TIMERS_LATE,
     BENCH_KIND_MAX,
@@ -207,7 +218,7 @@ typedef struct BenchPeer {
     int (*resched)(BenchResched *s);
     int (*pingpong)(BenchPingpong *s);
     int (*pingpong_poll)(BenchPingpong *s);
-    int (*sockpairs)(BenchSockpairs *s);
+    int (*sockets)(BenchSockets *s);
     int (*timers_arm)(BenchTimersArm *s);
     int (*timers_late)(BenchTimersLate *s);
 } BenchPeer;
@@ -232,17 +243,18 @@ typedef struct BenchScenario {
     int nmetrics;
     const char *metric[BENCH_MAX_METRICS];  /* "" when there is only one */
     int param;
-    /* Run @peer once; fills @out[0 .. nmetrics-1].  Negative errno on failure. */
+    /* Run @peer once; fill @out[0 .. nmetrics-1]; negative errno on error. */
     int (*run)(const struct BenchScenario *sc, const BenchPeer *peer,
                const BenchOptions *opt, double *out);
 } BenchScenario;
 
 extern const BenchScenario bench_scenario_resched;
+extern const BenchScenario bench_scenario_resched_1000;
 extern const BenchScenario bench_scenario_pingpong;
 extern const BenchScenario bench_scenario_pingpong_poll;
-extern const BenchScenario bench_scenario_sockpairs_100;
-extern const BenchScenario bench_scenario_sockpairs_1000;
-extern const BenchScenario bench_scenario_sockpairs_10000;
+extern const BenchScenario bench_scenario_sockets_100;
+extern const BenchScenario bench_scenario_sockets_1000;
+extern const BenchScenario bench_scenario_sockets_10000;
 extern const BenchScenario bench_scenario_timers_arm;
 extern const BenchScenario bench_scenario_timers_late;
 

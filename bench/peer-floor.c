@@ -3,11 +3,12 @@
  * as the least code that does the same work; every other peer's ratio is
  * to these, measured in the same run.
  *
- *   resched        a call through a function pointer guarded by a flag
+ *   resched        a call through a function pointer guarded by a flag,
+ *                  in a loop over the callbacks
  *   pingpong       two threads, two eventfds, blocking read() then write():
  *                  two system calls per hop, the least a kernel wake-up costs
  *   pingpong-poll  two threads spinning on an atomic flag each
- *   sockpairs      epoll_wait with a zero timeout, one callback per event
+ *   sockets      epoll_wait with a zero timeout, one callback per event
  *   timers-arm     an indexed binary min-heap, insert then remove
  *   timers-late    the same heap, sleeping in ppoll until the earliest
  *                  deadline, with the thread's timer slack at 1 ns (the
@@ -41,18 +42,26 @@ static QEMU_NO_INLINE void floor_resched_cb(FloorCb *cb)
 
 static int floor_resched(BenchResched *s)
 {
-    FloorCb cb = { .fn = floor_resched_cb, .s = s, .pending = true };
-    void (*fn)(FloorCb *);
+    FloorCb *cb = g_new(FloorCb, s->ncallbacks);
 
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        cb[i] = (FloorCb) { .fn = floor_resched_cb, .s = s, .pending = true };
+    }
     s->t_start = bench_now_ns();
-    while (cb.pending) {
-        cb.pending = false;
-        fn = cb.fn;
-        /* Hide the target so that the call stays an indirect call. */
-        __asm__ volatile("" : "+r"(fn));
-        fn(&cb);
+    while (!bench_resched_done(s)) {
+        for (unsigned i = 0; i < s->ncallbacks; i++) {
+            if (cb[i].pending) {
+                void (*fn)(FloorCb *) = cb[i].fn;
+
+                cb[i].pending = false;
+                /* Hide the target so that the call stays an indirect one. */
+                __asm__ volatile("" : "+r"(fn));
+                fn(&cb[i]);
+            }
+        }
     }
     s->t_end = bench_now_ns();
+    g_free(cb);
     return 0;
 }
 
@@ -186,7 +195,7 @@ static int floor_pingpong_poll(BenchPingpong *s)
 
 /* (c) */
 
-static int floor_sockpairs(BenchSockpairs *s)
+static int floor_sockets(BenchSockets *s)
 {
     enum { MAX_EVENTS = 1024 };
     struct epoll_event *evs;
@@ -198,7 +207,7 @@ static int floor_sockpairs(BenchSockpairs *s)
         return bench_fail("floor", "epoll_create1", errno);
     }
     evs = g_new(struct epoll_event, MAX_EVENTS);
-    for (int i = 0; i < s->npairs; i++) {
+    for (int i = 0; i < s->nsockets; i++) {
         struct epoll_event ev = {
             .events = EPOLLIN,
             .data.ptr = &s->reader[i],
@@ -209,12 +218,12 @@ static int floor_sockpairs(BenchSockpairs *s)
             goto out;
         }
     }
-    bench_sockpairs_start(s);
-    while (!bench_sockpairs_done(s)) {
+    bench_sockets_start(s);
+    while (!bench_sockets_done(s)) {
         int n = epoll_wait(ep, evs, MAX_EVENTS, 0);
 
         for (int i = 0; i < n; i++) {
-            bench_sockpairs_readable(evs[i].data.ptr);
+            bench_sockets_readable(evs[i].data.ptr);
         }
     }
     s->t_end = bench_now_ns();
@@ -362,14 +371,14 @@ const BenchPeer bench_peer_floor = {
         [BENCH_RESCHED] = "fn pointer + flag",
         [BENCH_PINGPONG] = "eventfd, blocking read",
         [BENCH_PINGPONG_POLL] = "atomic flag spin",
-        [BENCH_SOCKPAIRS] = "bare epoll_wait",
+        [BENCH_SOCKETS] = "bare epoll_wait",
         [BENCH_TIMERS_ARM] = "binary heap",
         [BENCH_TIMERS_LATE] = "binary heap + ppoll",
     },
     .resched = floor_resched,
     .pingpong = floor_pingpong,
     .pingpong_poll = floor_pingpong_poll,
-    .sockpairs = floor_sockpairs,
+    .sockets = floor_sockets,
     .timers_arm = floor_timers_arm,
     .timers_late = floor_timers_late,
 };

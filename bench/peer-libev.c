@@ -8,7 +8,7 @@
  *                  event_active; ev_idle would add an epoll_wait per
  *                  callback.
  *   pingpong       ev_async_send to the other thread's ev_async watcher
- *   sockpairs      ev_io watchers, ev_run(EVRUN_NOWAIT), default backend
+ *   sockets      ev_io watchers, ev_run(EVRUN_NOWAIT), default backend
  *                  (epoll)
  *   timers-arm     ev_timer_start / ev_timer_stop (ev_timer_init untimed,
  *                  ev_timer_set inside: it only stores the fields)
@@ -44,18 +44,25 @@ static void ev_resched_cb(struct ev_loop *loop, ev_idle *w, int revents)
 static int ev_resched(BenchResched *s)
 {
     struct ev_loop *loop = new_loop();
-    ev_idle w;
+    ev_idle *w = g_new(ev_idle, s->ncallbacks);
 
     if (!loop) {
+        g_free(w);
         return -ENOMEM;
     }
-    ev_idle_init(&w, ev_resched_cb);
-    w.data = s;
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        ev_idle_init(&w[i], ev_resched_cb);
+        w[i].data = s;
+    }
     s->t_start = bench_now_ns();
-    ev_feed_event(loop, &w, EV_CUSTOM);
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        ev_feed_event(loop, &w[i], EV_CUSTOM);
+    }
+    /* No watcher is active: one iteration, which drains every chain. */
     ev_run(loop, 0);
     s->t_end = bench_now_ns();
     ev_loop_destroy(loop);
+    g_free(w);
     return 0;
 }
 
@@ -131,29 +138,29 @@ static int ev_pingpong(BenchPingpong *s)
 
 static void ev_sp_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    bench_sockpairs_readable(w->data);
+    bench_sockets_readable(w->data);
 }
 
-static int ev_sockpairs(BenchSockpairs *s)
+static int ev_sockets(BenchSockets *s)
 {
     struct ev_loop *loop = new_loop();
-    ev_io *w = g_new(ev_io, s->npairs);
+    ev_io *w = g_new(ev_io, s->nsockets);
 
     if (!loop) {
         g_free(w);
         return -ENOMEM;
     }
-    for (int i = 0; i < s->npairs; i++) {
+    for (int i = 0; i < s->nsockets; i++) {
         ev_io_init(&w[i], ev_sp_cb, s->reader[i].fd, EV_READ);
         w[i].data = &s->reader[i];
         ev_io_start(loop, &w[i]);
     }
-    bench_sockpairs_start(s);
-    while (!bench_sockpairs_done(s)) {
+    bench_sockets_start(s);
+    while (!bench_sockets_done(s)) {
         ev_run(loop, EVRUN_NOWAIT);
     }
     s->t_end = bench_now_ns();
-    for (int i = 0; i < s->npairs; i++) {
+    for (int i = 0; i < s->nsockets; i++) {
         ev_io_stop(loop, &w[i]);
     }
     ev_loop_destroy(loop);
@@ -242,13 +249,13 @@ const BenchPeer bench_peer_libev = {
     .how = {
         [BENCH_RESCHED] = "ev_feed_event (no poll)",
         [BENCH_PINGPONG] = "ev_async_send",
-        [BENCH_SOCKPAIRS] = "ev_io",
+        [BENCH_SOCKETS] = "ev_io",
         [BENCH_TIMERS_ARM] = "ev_timer_start/stop",
         [BENCH_TIMERS_LATE] = "ev_timer",
     },
     .resched = ev_resched,
     .pingpong = ev_pingpong,
-    .sockpairs = ev_sockpairs,
+    .sockets = ev_sockets,
     .timers_arm = ev_timers_arm,
     .timers_late = ev_timers_late,
 };

@@ -9,7 +9,7 @@
  *   pingpong       event_active from the other thread on an event of this
  *                  thread's base: evthread_use_pthreads() and a locking,
  *                  notifiable base (it writes an eventfd to wake the loop)
- *   sockpairs      EV_READ | EV_PERSIST events, event_base_loop(
+ *   sockets      EV_READ | EV_PERSIST events, event_base_loop(
  *                  EVLOOP_NONBLOCK): libevent's own test/bench.c
  *   timers-arm     evtimer_add / evtimer_del (evtimer_assign untimed; a
  *                  relative timeval, so libevent reads its clock per add
@@ -25,15 +25,45 @@
  * thread calls event_active, which takes the base's lock.
  */
 #include "qemu/osdep.h"
+#include <dlfcn.h>
 #include <pthread.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include "bench.h"
 
+/*
+ * libev.so exports a libevent emulation under the same names; in a process
+ * that has both, the names go to whichever was linked first.  Refuse to
+ * measure libev by mistake.
+ */
+static bool real_libevent(void)
+{
+    static int ok = -1;
+    Dl_info info;
+    void *sym;
+
+    if (ok < 0) {
+        sym = dlsym(RTLD_DEFAULT, "event_active");
+        ok = sym && dladdr(sym, &info) && info.dli_fname &&
+             strstr(info.dli_fname, "libevent");
+        if (!ok) {
+            fprintf(stderr, "libevent: event_active resolves to %s, not "
+                    "libevent: link libevent before libev\n",
+                    sym && info.dli_fname ? info.dli_fname : "nothing");
+        }
+    }
+    return ok;
+}
+
 static struct event_base *new_base(int flags)
 {
-    struct event_config *cfg = event_config_new();
+    struct event_config *cfg;
     struct event_base *base;
+
+    if (!real_libevent()) {
+        return NULL;
+    }
+    cfg = event_config_new();
 
     event_config_set_flag(cfg, flags);
     base = event_base_new_with_config(cfg);
@@ -63,18 +93,28 @@ static void evt_resched_cb(evutil_socket_t fd, short what, void *opaque)
 static int evt_resched(BenchResched *s)
 {
     struct event_base *base = new_base(EVENT_BASE_FLAG_NOLOCK);
-    EvtResched r = { .s = s };
+    EvtResched *r = g_new(EvtResched, s->ncallbacks);
 
     if (!base) {
+        g_free(r);
         return -ENOMEM;
     }
-    r.ev = event_new(base, -1, 0, evt_resched_cb, &r);
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        r[i].s = s;
+        r[i].ev = event_new(base, -1, 0, evt_resched_cb, &r[i]);
+    }
     s->t_start = bench_now_ns();
-    event_active(r.ev, EV_READ, 0);
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        event_active(r[i].ev, EV_READ, 0);
+    }
+    /* Returns when nothing is active or pending any more. */
     event_base_loop(base, 0);
     s->t_end = bench_now_ns();
-    event_free(r.ev);
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        event_free(r[i].ev);
+    }
     event_base_free(base);
+    g_free(r);
     return 0;
 }
 
@@ -157,20 +197,20 @@ static int evt_pingpong(BenchPingpong *s)
 
 static void evt_sp_cb(evutil_socket_t fd, short what, void *opaque)
 {
-    bench_sockpairs_readable(opaque);
+    bench_sockets_readable(opaque);
 }
 
-static int evt_sockpairs(BenchSockpairs *s)
+static int evt_sockets(BenchSockets *s)
 {
     struct event_base *base = new_base(EVENT_BASE_FLAG_NOLOCK);
-    struct event **ev = g_new0(struct event *, s->npairs);
+    struct event **ev = g_new0(struct event *, s->nsockets);
     int ret = 0;
 
     if (!base) {
         g_free(ev);
         return -ENOMEM;
     }
-    for (int i = 0; i < s->npairs; i++) {
+    for (int i = 0; i < s->nsockets; i++) {
         ev[i] = event_new(base, s->reader[i].fd, EV_READ | EV_PERSIST,
                           evt_sp_cb, &s->reader[i]);
         if (!ev[i] || event_add(ev[i], NULL) < 0) {
@@ -179,13 +219,13 @@ static int evt_sockpairs(BenchSockpairs *s)
             goto out;
         }
     }
-    bench_sockpairs_start(s);
-    while (!bench_sockpairs_done(s)) {
+    bench_sockets_start(s);
+    while (!bench_sockets_done(s)) {
         event_base_loop(base, EVLOOP_NONBLOCK);
     }
     s->t_end = bench_now_ns();
 out:
-    for (int i = 0; i < s->npairs; i++) {
+    for (int i = 0; i < s->nsockets; i++) {
         if (ev[i]) {
             event_free(ev[i]);
         }
@@ -296,13 +336,13 @@ const BenchPeer bench_peer_libevent = {
     .how = {
         [BENCH_RESCHED] = "event_active, NOLOCK (no poll)",
         [BENCH_PINGPONG] = "event_active, locked base",
-        [BENCH_SOCKPAIRS] = "event EV_PERSIST",
+        [BENCH_SOCKETS] = "event EV_PERSIST",
         [BENCH_TIMERS_ARM] = "evtimer_add/del",
         [BENCH_TIMERS_LATE] = "evtimer_add, PRECISE_TIMER",
     },
     .resched = evt_resched,
     .pingpong = evt_pingpong,
-    .sockpairs = evt_sockpairs,
+    .sockets = evt_sockets,
     .timers_arm = evt_timers_arm,
     .timers_late = evt_timers_late,
 };

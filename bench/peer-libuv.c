@@ -6,7 +6,7 @@
  *                  iteration and makes the poll phase non-blocking, which is
  *                  what a self-rescheduling BH does to aio_poll
  *   pingpong       uv_async_send to the other thread's uv_async_t
- *   sockpairs      uv_poll_t with UV_READABLE, uv_run(UV_RUN_NOWAIT)
+ *   sockets      uv_poll_t with UV_READABLE, uv_run(UV_RUN_NOWAIT)
  *   timers-arm     uv_timer_start / uv_timer_stop (handles initialised
  *                  untimed; relative timeouts in ms from the loop's time)
  *   timers-late    uv_timer_start with the timeout rounded up to libuv's
@@ -43,22 +43,31 @@ static void uv_resched_cb(uv_idle_t *idle)
 
 static int uv_resched(BenchResched *s)
 {
+    uv_idle_t *idle = g_new(uv_idle_t, s->ncallbacks);
     uv_loop_t loop;
-    uv_idle_t idle;
     int ret;
 
     ret = uv_loop_init(&loop);
     if (ret < 0) {
+        g_free(idle);
         return uv_fail("uv_loop_init", ret);
     }
-    uv_idle_init(&loop, &idle);
-    idle.data = s;
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        uv_idle_init(&loop, &idle[i]);
+        idle[i].data = s;
+    }
     s->t_start = bench_now_ns();
-    uv_idle_start(&idle, uv_resched_cb);
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        uv_idle_start(&idle[i], uv_resched_cb);
+    }
+    /* Returns once every idle handle has stopped itself. */
     uv_run(&loop, UV_RUN_DEFAULT);
     s->t_end = bench_now_ns();
-    uv_close((uv_handle_t *)&idle, NULL);
+    for (unsigned i = 0; i < s->ncallbacks; i++) {
+        uv_close((uv_handle_t *)&idle[i], NULL);
+    }
     close_loop(&loop);
+    g_free(idle);
     return 0;
 }
 
@@ -130,18 +139,18 @@ static int uv_pingpong(BenchPingpong *s)
 
 static void uv_sp_cb(uv_poll_t *h, int status, int events)
 {
-    bench_sockpairs_readable(h->data);
+    bench_sockets_readable(h->data);
 }
 
-static int uv_sockpairs(BenchSockpairs *s)
+static int uv_sockets(BenchSockets *s)
 {
     uv_loop_t loop;
-    uv_poll_t *polls = g_new(uv_poll_t, s->npairs);
+    uv_poll_t *polls = g_new(uv_poll_t, s->nsockets);
     int ret = 0;
     int n;
 
     uv_loop_init(&loop);
-    for (n = 0; n < s->npairs; n++) {
+    for (n = 0; n < s->nsockets; n++) {
         ret = uv_poll_init(&loop, &polls[n], s->reader[n].fd);
         if (ret < 0) {
             uv_fail("uv_poll_init", ret);
@@ -150,8 +159,8 @@ static int uv_sockpairs(BenchSockpairs *s)
         polls[n].data = &s->reader[n];
         uv_poll_start(&polls[n], UV_READABLE, uv_sp_cb);
     }
-    bench_sockpairs_start(s);
-    while (!bench_sockpairs_done(s)) {
+    bench_sockets_start(s);
+    while (!bench_sockets_done(s)) {
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     s->t_end = bench_now_ns();
@@ -246,13 +255,13 @@ const BenchPeer bench_peer_libuv = {
     .how = {
         [BENCH_RESCHED] = "uv_idle_t",
         [BENCH_PINGPONG] = "uv_async_send",
-        [BENCH_SOCKPAIRS] = "uv_poll_t",
+        [BENCH_SOCKETS] = "uv_poll_t",
         [BENCH_TIMERS_ARM] = "uv_timer_start/stop",
         [BENCH_TIMERS_LATE] = "uv_timer_start (ms)",
     },
     .resched = uv_resched,
     .pingpong = uv_pingpong,
-    .sockpairs = uv_sockpairs,
+    .sockets = uv_sockets,
     .timers_arm = uv_timers_arm,
     .timers_late = uv_timers_late,
 };

@@ -111,7 +111,7 @@ typedef struct BHGuardFrame {
     struct BHGuardFrame *outer;
 } BHGuardFrame;
 
-static __thread BHGuardFrame *bh_guard_frames;
+static QAIO_THREAD_LOCAL BHGuardFrame *bh_guard_frames;
 
 void qemu_bh_delete(QEMUBH *bh)
 {

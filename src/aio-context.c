@@ -16,6 +16,7 @@
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qaio/fdmon.h"
+#include "qaio/qaio.h"
 
 #ifndef THREAD_POOL_MAX_THREADS_DEFAULT
 #define THREAD_POOL_MAX_THREADS_DEFAULT 64
@@ -147,7 +148,7 @@ void aio_ctx_finalize(GSource *source)
 
 /* ---- Current context of a thread ----------------------------------- */
 
-static __thread AioContext *my_aiocontext;
+static QAIO_THREAD_LOCAL AioContext *my_aiocontext;
 
 AioContext *qemu_get_current_aio_context(void)
 {
@@ -235,4 +236,21 @@ LuringState *aio_get_linux_io_uring(AioContext *ctx)
 #else
     return NULL;
 #endif
+}
+
+/* ---- Build information (qaio/qaio.h) -------------------------------- */
+
+const char *qaio_version(void)
+{
+    return QAIO_VERSION;
+}
+
+size_t qaio_sizeof_aio_context(void)
+{
+    return sizeof(AioContext);
+}
+
+size_t qaio_offsetof_aio_context_fdmon_ops(void)
+{
+    return offsetof(AioContext, fdmon_ops);
 }

@@ -189,7 +189,7 @@ void aio_context_notifier_register(AioContext *ctx);
  * any (see aio_notify()).  aio_poll() and aio_dispatch() set it around
  * their dispatch phase only, never around a wait.
  */
-extern __thread AioContext *aio_dispatching_ctx;
+extern QAIO_THREAD_LOCAL AioContext *aio_dispatching_ctx;
 
 static inline AioContext *aio_begin_dispatch(AioContext *ctx)
 {

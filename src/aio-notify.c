@@ -16,7 +16,7 @@
 #include "qemu/osdep.h"
 #include "aio-int.h"
 
-__thread AioContext *aio_dispatching_ctx;
+QAIO_THREAD_LOCAL AioContext *aio_dispatching_ctx;
 
 void aio_notify(AioContext *ctx)
 {

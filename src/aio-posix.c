@@ -25,6 +25,25 @@
  */
 #define AIO_MAX_SKIPPED_WAITS 256
 
+/*
+ * Every handler's GPollFD belongs to the context's GSource, so GLib can
+ * poll it.  A destroyed source (g_source_destroy(), or finalization) must
+ * not be touched: GLib drops its poll records itself.
+ */
+static void aio_source_add_poll(AioContext *ctx, AioHandler *node)
+{
+    if (!g_source_is_destroyed(&ctx->source)) {
+        g_source_add_poll(&ctx->source, &node->pfd);
+    }
+}
+
+static void aio_source_remove_poll(AioContext *ctx, AioHandler *node)
+{
+    if (!g_source_is_destroyed(&ctx->source)) {
+        g_source_remove_poll(&ctx->source, &node->pfd);
+    }
+}
+
 static AioHandler *aio_find_handler(AioContext *ctx, int fd)
 {
     AioHandler *node;
@@ -44,7 +63,7 @@ static AioHandler *aio_find_handler(AioContext *ctx, int fd)
  */
 static bool aio_remove_fd_handler(AioContext *ctx, AioHandler *node)
 {
-    g_source_remove_poll(&ctx->source, &node->pfd);
+    aio_source_remove_poll(ctx, node);
 
     if (qemu_lockcnt_count(&ctx->list_lock)) {
         AioHandler *first = ctx->deleted_aio_handlers.lh_first;
@@ -106,7 +125,7 @@ void aio_set_fd_handler(AioContext *ctx, int fd,
         new_node->io_poll_ready = io_poll_ready;
         new_node->opaque = opaque;
 
-        g_source_add_poll(&ctx->source, &new_node->pfd);
+        aio_source_add_poll(ctx, new_node);
         aio_handlers_insert_head(&ctx->aio_handlers, new_node);
         if (!io_poll) {
             poll_disable_delta++;
@@ -254,7 +273,7 @@ void aio_free_all_handlers(AioContext *ctx)
         if (aio_node_is_deleted(node)) {
             QLIST_REMOVE(node, node_deleted);
         } else {
-            g_source_remove_poll(&ctx->source, &node->pfd);
+            aio_source_remove_poll(ctx, node);
         }
         g_free(node);
     }

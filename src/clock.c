@@ -168,8 +168,14 @@ static void clock_foreach_list(QEMUClockType type,
 static void vclock_write_begin(void)
 {
     qatomic_set(&vclock.seq, vclock.seq + 1);
-    /* Pairs with smp_rmb in vclock_read: the odd count is seen first. */
-    smp_wmb();
+    /*
+     * Pairs with smp_rmb in vclock_read: the odd count is seen first.  A
+     * full barrier, not just smp_wmb, because the writer reads the host
+     * clock next: a reader must not see the old even count after reading
+     * the host clock later than we do, or it would return a value above
+     * the one we are about to freeze the clock at.
+     */
+    smp_mb();
 }
 
 static void vclock_write_end(void)

@@ -20,7 +20,7 @@ static AioContext *iohandler_ctx;
 static QEMUBH *qemu_notify_bh;
 
 static QemuMutex bql;
-static __thread bool bql_held;
+static QAIO_THREAD_LOCAL bool bql_held;
 
 static void qemu_bql_init(void)
 {

@@ -1,8 +1,9 @@
 /*
- * timer-int.h: what timer.c (timer lists, timers) and clock.c (clocks,
- * virtual time, main_loop_tlg) share and users never see.
+ * timer-int.h: what timer.c (timer lists, timers), timer-queue.c (the
+ * ordered set of pending timers) and clock.c (clocks, virtual time,
+ * main_loop_tlg) share and users never see.
  *
- * Owns the definition of QEMUTimerList and QEMUClock.
+ * Owns the definition of QEMUTimerList, TimerQueue and QEMUClock.
  *
  * Threading: a list's heap is protected by its active_timers_lock; the
  * fields marked atomic are read without it.  The clock's chain of lists is
@@ -18,30 +19,63 @@
 #include "qemu/queue.h"
 
 /*
- * A heap key: the deadline in the high 64 bits, the arming sequence number
- * in the low 64 bits, so one unsigned comparison orders timers by deadline
- * and then by arming order.  Deadlines are never negative.
+ * A key orders pending timers: the deadline in the high 64 bits, the list's
+ * arming sequence number in the low 64 bits, so one unsigned comparison
+ * orders timers by deadline and then by arming order.  Deadlines are never
+ * negative and keys are unique.
  */
 typedef unsigned __int128 TimerKey;
 
-struct QEMUTimerList {
-    QEMUClockType type;                 /* immutable */
+typedef struct TimerRunEntry {
+    TimerKey key;
+    QEMUTimer *ts;                      /* NULL: cancelled (a hole) */
+} TimerRunEntry;
 
-    /*
-     * A 4-ary min-heap kept as two parallel arrays: keys[i] and timers[i]
-     * describe slot i, and timers[i]->heap_index == i.  Comparisons touch
-     * only keys, and the four children of a slot share one cache line.
-     * All of it under active_timers_lock.
-     */
-    QemuMutex active_timers_lock;
+/*
+ * TimerQueue: the pending timers of one list, in two sorted structures.
+ *
+ * Most timers are armed at "now + timeout", so deadlines tend to arrive in
+ * order.  A timer whose key is not below the newest key of the run is
+ * appended to the run, a FIFO ring in key order: arming, firing and
+ * cancelling it are O(1) and walk memory sequentially.  Any other timer
+ * goes to a 4-ary min-heap.  The earliest timer is the smaller of the
+ * heap's root and the run's head.
+ *
+ * A pending timer's heap_index says where it is: its heap slot, or
+ * TIMER_IN_RUN plus its run position.  Heap slot i is keys[i]/timers[i];
+ * comparisons touch only keys, where the four children of a slot share one
+ * cache line.  Run positions count up forever; position p lives in
+ * run[p & (run_cap - 1)].  A cancelled run entry becomes a hole; holes at
+ * either end are dropped at once, and the run is compacted when holes
+ * outnumber live entries three to one, so the head is always live.
+ *
+ * All of it is under the owning list's active_timers_lock.
+ */
+typedef struct TimerQueue {
     TimerKey *keys;
     QEMUTimer **timers;
     void *keys_alloc;                   /* the block keys points into */
     size_t n;
     size_t cap;
-    uint64_t next_seq;
 
-    /* keys[0]'s deadline, -1 when empty: written under the lock, atomic. */
+    TimerRunEntry *run;
+    size_t run_cap;                     /* a power of two, or 0 */
+    uint64_t run_head;                  /* position of the first entry */
+    uint64_t run_tail;                  /* one past the last */
+    size_t run_live;                    /* entries that are not holes */
+
+    uint64_t next_seq;
+} TimerQueue;
+
+#define TIMER_IN_RUN (UINT64_C(1) << 63)
+
+struct QEMUTimerList {
+    QEMUClockType type;                 /* immutable */
+
+    QemuMutex active_timers_lock;
+    TimerQueue queue;                   /* under active_timers_lock */
+
+    /* The earliest deadline, -1 when empty: written under the lock, atomic. */
     int64_t earliest;
 
     /* Atomic: init_clocks changes main_loop_tlg's callback. */
@@ -87,6 +121,30 @@ static inline bool qaio_int_clock_enabled(QEMUClockType type)
 {
     /* Sequentially consistent: pairs with the store in qemu_clock_enable. */
     return __atomic_load_n(&qaio_int_clocks[type].enabled, __ATOMIC_SEQ_CST);
+}
+
+/* timer-queue.c; all under the owning list's active_timers_lock */
+
+/* Frees the queue's memory; it must be empty. */
+G_GNUC_INTERNAL void qaio_int_timer_queue_destroy(TimerQueue *q);
+/* Makes @ts, which is not in @q, pending at @expire_time (>= 0). */
+G_GNUC_INTERNAL void qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
+                                                 int64_t expire_time);
+/* Takes pending timer @ts out of @q. */
+G_GNUC_INTERNAL void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts);
+/* The earliest timer, or NULL; its deadline in *@expire_time. */
+G_GNUC_INTERNAL QEMUTimer *qaio_int_timer_queue_first(TimerQueue *q,
+                                                      int64_t *expire_time);
+/*
+ * The earliest deadline among timers whose attributes all lie outside
+ * @excluded, or -1.
+ */
+G_GNUC_INTERNAL int64_t qaio_int_timer_queue_earliest_matching(
+    TimerQueue *q, unsigned excluded);
+
+static inline size_t qaio_int_timer_queue_count(TimerQueue *q)
+{
+    return q->n + q->run_live;
 }
 
 /* timer.c */

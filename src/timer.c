@@ -2,42 +2,23 @@
  * timer.c: timer lists and timers (QEMUTimerList, QEMUTimerListGroup,
  * QEMUTimer).
  *
- * Each list keeps its pending timers in a 4-ary min-heap keyed by
- * (deadline, arming sequence number), so timers with equal deadlines fire in
- * arming order and arming, re-arming and cancelling are O(log n).  Each
- * timer remembers its heap slot, which is what makes timer_del and
- * timer_mod on a pending timer O(log n) rather than a search.
+ * Each list keeps its pending timers in a TimerQueue (timer-queue.c),
+ * ordered by (deadline, arming sequence number), so timers with equal
+ * deadlines fire in arming order and arming, re-arming and cancelling cost
+ * O(log n) at worst.
  *
  * Threading: timer_mod*, timer_del and the timerlist_* queries may be
- * called from any thread.  active_timers_lock protects the heap; a timer's
+ * called from any thread.  active_timers_lock protects the queue; a timer's
  * expire_time is written under it and read atomically by timer_pending.
  * timerlist_run_timers belongs to the list owner's thread (one runner at a
  * time); it drops the lock around each callback, having first taken the
- * timer off the heap, so callbacks may arm or delete any timer.
+ * timer out of the queue, so callbacks may arm or delete any timer.
  */
 #include "qemu/osdep.h"
 #include "qemu/timer.h"
 #include "qemu/error-report.h"
+#include "qemu/main-loop.h"
 #include "timer-int.h"
-
-/*
- * Declared by qemu/main-loop.h; timerlist_notify falls back to it for lists
- * created without a notify callback.  TEMPORARY: weak until src/main-loop.c
- * exists, so that libqaio.so links with --no-undefined meanwhile.
- */
-void qemu_notify_event(void) __attribute__((weak));
-
-#define HEAP_ARITY 4
-
-/*
- * keys[] starts this many slots into a cache-line-aligned block, so that
- * keys[1..4], keys[5..8], ... (the children of one slot) each fill exactly
- * one 64-byte line.
- */
-#define KEYS_PAD 3
-#define KEYS_ALIGN 64
-
-QEMU_BUILD_BUG_ON(sizeof(TimerKey) * HEAP_ARITY != KEYS_ALIGN);
 
 /*
  * The calling thread's nest of qaio_int_timerlist_run frames, so that
@@ -50,156 +31,12 @@ typedef struct TimerRunFrame {
 
 static __thread TimerRunFrame *run_frames;
 
-static inline TimerKey timer_key(int64_t expire_time, uint64_t seq)
+static inline void publish_earliest(QEMUTimerList *tl)
 {
-    return ((TimerKey)(uint64_t)expire_time << 64) | seq;
-}
+    int64_t expire_time = -1;
 
-static inline int64_t timer_key_expire(TimerKey key)
-{
-    return (int64_t)(uint64_t)(key >> 64);
-}
-
-/* Heap primitives; all run under active_timers_lock. */
-
-static void heap_grow(QEMUTimerList *tl)
-{
-    size_t cap = tl->cap ? tl->cap * 2 : 64;
-    void *block;
-
-    if (posix_memalign(&block, KEYS_ALIGN,
-                       (cap + KEYS_PAD) * sizeof(TimerKey))) {
-        error_report("timer list: out of memory growing the heap to %zu "
-                     "timers", cap);
-        abort();
-    }
-    if (tl->n) {
-        memcpy((TimerKey *)block + KEYS_PAD, tl->keys,
-               tl->n * sizeof(TimerKey));
-    }
-    free(tl->keys_alloc);
-    tl->keys_alloc = block;
-    tl->keys = (TimerKey *)block + KEYS_PAD;
-    tl->timers = g_renew(QEMUTimer *, tl->timers, cap);
-    tl->cap = cap;
-}
-
-static inline void heap_move(QEMUTimerList *tl, size_t to, size_t from)
-{
-    tl->keys[to] = tl->keys[from];
-    tl->timers[to] = tl->timers[from];
-    tl->timers[to]->heap_index = to;
-}
-
-static inline void heap_place(QEMUTimerList *tl, size_t i, TimerKey key,
-                              QEMUTimer *ts)
-{
-    tl->keys[i] = key;
-    tl->timers[i] = ts;
-    ts->heap_index = i;
-}
-
-/* Moves the hole at @i towards the root, then fills it with @key/@ts. */
-static void heap_sift_up(QEMUTimerList *tl, size_t i, TimerKey key,
-                         QEMUTimer *ts)
-{
-    while (i > 0) {
-        size_t parent = (i - 1) / HEAP_ARITY;
-
-        if (key >= tl->keys[parent]) {
-            break;
-        }
-        heap_move(tl, i, parent);
-        i = parent;
-    }
-    heap_place(tl, i, key, ts);
-}
-
-/* Moves the hole at @i towards the leaves, then fills it with @key/@ts. */
-static void heap_sift_down(QEMUTimerList *tl, size_t i, TimerKey key,
-                           QEMUTimer *ts)
-{
-    const TimerKey *keys = tl->keys;
-    size_t n = tl->n;
-
-    for (;;) {
-        size_t c = HEAP_ARITY * i + 1;
-        size_t best;
-
-        if (c + HEAP_ARITY <= n) {
-            /* All four children exist: a branch-light tournament. */
-            size_t a = keys[c + 1] < keys[c] ? c + 1 : c;
-            size_t b = keys[c + 3] < keys[c + 2] ? c + 3 : c + 2;
-
-            best = keys[b] < keys[a] ? b : a;
-        } else if (c < n) {
-            best = c;
-            for (size_t j = c + 1; j < n; j++) {
-                if (keys[j] < keys[best]) {
-                    best = j;
-                }
-            }
-        } else {
-            break;
-        }
-        if (key <= keys[best]) {
-            break;
-        }
-        heap_move(tl, i, best);
-        i = best;
-    }
-    heap_place(tl, i, key, ts);
-}
-
-/* Puts @key/@ts at slot @i, which currently holds something else. */
-static inline void heap_fix(QEMUTimerList *tl, size_t i, TimerKey key,
-                            QEMUTimer *ts)
-{
-    if (i > 0 && key < tl->keys[(i - 1) / HEAP_ARITY]) {
-        heap_sift_up(tl, i, key, ts);
-    } else {
-        heap_sift_down(tl, i, key, ts);
-    }
-}
-
-static void heap_remove(QEMUTimerList *tl, size_t i)
-{
-    size_t last = --tl->n;
-
-    if (i != last) {
-        heap_fix(tl, i, tl->keys[last], tl->timers[last]);
-    }
-}
-
-static inline void heap_publish_earliest(QEMUTimerList *tl)
-{
-    qatomic_set(&tl->earliest,
-                tl->n ? timer_key_expire(tl->keys[0]) : (int64_t)-1);
-}
-
-/*
- * The smallest key below slot @i (inclusive) that belongs to a timer whose
- * attributes are all outside @excluded, if smaller than *@best.  A matching
- * slot ends the descent (its subtree only holds larger keys), and so does a
- * key no smaller than *@best, so only non-matching timers earlier than the
- * answer are visited.
- */
-static void heap_earliest_matching(QEMUTimerList *tl, size_t i,
-                                   unsigned excluded, TimerKey *best)
-{
-    size_t c;
-
-    if (i >= tl->n || tl->keys[i] >= *best) {
-        return;
-    }
-    if (!((unsigned)tl->timers[i]->attributes & excluded)) {
-        *best = tl->keys[i];
-        return;
-    }
-    c = HEAP_ARITY * i + 1;
-    for (size_t j = c; j < c + HEAP_ARITY; j++) {
-        heap_earliest_matching(tl, j, excluded, best);
-    }
+    qaio_int_timer_queue_first(&tl->queue, &expire_time);
+    qatomic_set(&tl->earliest, expire_time);
 }
 
 /* Timer lists */
@@ -235,8 +72,7 @@ void qaio_int_timerlist_destroy(QEMUTimerList *tl)
 {
     qemu_event_destroy(&tl->done_ev);
     qemu_mutex_destroy(&tl->active_timers_lock);
-    free(tl->keys_alloc);
-    g_free(tl->timers);
+    qaio_int_timer_queue_destroy(&tl->queue);
     g_free(tl);
 }
 
@@ -245,7 +81,8 @@ void timerlist_free(QEMUTimerList *timer_list)
     if (timerlist_has_timers(timer_list)) {
         error_report("timerlist_free: a timer list of clock %d still has "
                      "%zu pending timers; delete them first",
-                     timer_list->type, timer_list->n);
+                     timer_list->type,
+                     qaio_int_timer_queue_count(&timer_list->queue));
         abort();
     }
     qaio_int_clock_detach(timer_list);
@@ -282,17 +119,16 @@ QEMUClockType timerlist_get_clock(QEMUTimerList *timer_list)
 
 int64_t qaio_int_timerlist_earliest(QEMUTimerList *tl, int attr_mask)
 {
-    TimerKey best = ~(TimerKey)0;
-    bool found;
+    int64_t earliest;
 
     if (qatomic_read(&tl->earliest) < 0) {
         return -1;
     }
     qemu_mutex_lock(&tl->active_timers_lock);
-    heap_earliest_matching(tl, 0, ~(unsigned)attr_mask, &best);
-    found = best != ~(TimerKey)0;
+    earliest = qaio_int_timer_queue_earliest_matching(&tl->queue,
+                                                      ~(unsigned)attr_mask);
     qemu_mutex_unlock(&tl->active_timers_lock);
-    return found ? timer_key_expire(best) : -1;
+    return earliest;
 }
 
 unsigned qaio_int_timerlist_runs_here(QEMUTimerList *tl)
@@ -320,17 +156,20 @@ bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
      */
     __atomic_fetch_add(&tl->running, 1, __ATOMIC_SEQ_CST);
     if (force || qaio_int_clock_enabled(tl->type)) {
+        QEMUTimer *ts;
+        int64_t expire_time;
+
         qemu_mutex_lock(&tl->active_timers_lock);
-        while (tl->n && timer_key_expire(tl->keys[0]) <= now) {
-            QEMUTimer *ts = tl->timers[0];
+        while ((ts = qaio_int_timer_queue_first(&tl->queue, &expire_time)) &&
+               expire_time <= now) {
             QEMUTimerCB *cb = ts->cb;
             void *opaque = ts->opaque;
 
-            heap_remove(tl, 0);
-            heap_publish_earliest(tl);
+            qaio_int_timer_queue_remove(&tl->queue, ts);
+            publish_earliest(tl);
             qatomic_set(&ts->expire_time, -1);
 
-            /* The timer is off the heap: the callback may re-arm it. */
+            /* The timer is out of the queue: the callback may re-arm it. */
             qemu_mutex_unlock(&tl->active_timers_lock);
             cb(opaque);
             progress = true;
@@ -378,7 +217,7 @@ void timerlist_notify(QEMUTimerList *timer_list)
 
     if (cb) {
         cb(timer_list->notify_opaque, timer_list->type);
-    } else if (qemu_notify_event) {
+    } else {
         qemu_notify_event();
     }
 }
@@ -461,15 +300,14 @@ void timer_deinit(QEMUTimer *ts)
     ts->timer_list = NULL;
 }
 
-/* Takes @ts off its list's heap if it is there. */
+/* Takes @ts out of its list's queue if it is there. */
 static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
 {
     if (ts->expire_time < 0) {
         return;
     }
-    assert(ts->heap_index < tl->n && tl->timers[ts->heap_index] == ts);
-    heap_remove(tl, ts->heap_index);
-    heap_publish_earliest(tl);
+    qaio_int_timer_queue_remove(&tl->queue, ts);
+    publish_earliest(tl);
     qatomic_set(&ts->expire_time, -1);
 }
 
@@ -480,21 +318,17 @@ static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
 static bool timer_mod_ns_locked(QEMUTimerList *tl, QEMUTimer *ts,
                                 int64_t expire_time)
 {
-    TimerKey key = timer_key(expire_time, tl->next_seq++);
+    int64_t earliest;
+    QEMUTimer *first;
 
     if (ts->expire_time >= 0) {
-        assert(tl->timers[ts->heap_index] == ts);
-        heap_fix(tl, ts->heap_index, key, ts);
-    } else {
-        if (tl->n == tl->cap) {
-            heap_grow(tl);
-        }
-        tl->n++;
-        heap_sift_up(tl, tl->n - 1, key, ts);
+        qaio_int_timer_queue_remove(&tl->queue, ts);
     }
-    heap_publish_earliest(tl);
+    qaio_int_timer_queue_insert(&tl->queue, ts, expire_time);
+    first = qaio_int_timer_queue_first(&tl->queue, &earliest);
+    qatomic_set(&tl->earliest, earliest);
     qatomic_set(&ts->expire_time, expire_time);
-    return ts->heap_index == 0;
+    return first == ts;
 }
 
 void timer_del(QEMUTimer *ts)

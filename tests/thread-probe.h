@@ -32,16 +32,22 @@ static inline char thread_probe_state(int tid)
 }
 
 /*
- * Yield until thread @tid sleeps in the kernel.  Returns false if it did
- * not within a generous cap of iterations (each reads /proc).
+ * Yield until thread @tid sleeps in the kernel.  Returns false if it exited
+ * instead, or did not sleep within a generous cap of iterations (each reads
+ * /proc).
  */
 static inline bool thread_probe_wait_sleeping(int tid)
 {
     int i;
 
     for (i = 0; i < 1000000; i++) {
-        if (thread_probe_state(tid) == 'S') {
+        char state = thread_probe_state(tid);
+
+        if (state == 'S') {
             return true;
+        }
+        if (state == 0 || state == 'Z' || state == 'X') {
+            return false;
         }
         sched_yield();
     }

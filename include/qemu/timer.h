@@ -88,10 +88,10 @@ struct QEMUTimer {
     int scale;
 
     /*
-     * Private to src/timer.c: the timer's slot in timer_list's heap while
-     * it is pending.  Protected by the list's lock.
+     * Private to src/timer-queue.c: while the timer is pending, where it
+     * sits in timer_list's queue.  Protected by the list's lock.
      */
-    size_t heap_index;
+    uint64_t heap_index;
 };
 
 extern QEMUTimerListGroup main_loop_tlg;
@@ -262,7 +262,9 @@ QEMUTimerList *timerlist_new(QEMUClockType type,
  * timerlist_free: destroy a timer list
  * @timer_list: the list, which must have no pending timer
  *
- * Aborts if a timer is still pending on the list.
+ * Aborts if a timer is still pending on the list.  Safe while other
+ * threads walk the clock's lists (qemu_clock_notify, ...); as in QEMU, not
+ * from a callback that timerlist_run_timers is running for this list.
  */
 void timerlist_free(QEMUTimerList *timer_list);
 

@@ -4,8 +4,9 @@
  * cycle) and other threads calling qemu_bh_schedule / aio_notify.
  *
  * Threads: one "home" process owns the context and loops forever on
- * aio_poll(ctx, true) (and, with -DGSOURCE, also on GLib main loop
- * iterations, chosen nondeterministically each time round).  NPROD
+ * aio_poll(ctx, true) (with -DNONBLOCKING also aio_poll(ctx, false), with
+ * -DGSOURCE also GLib main loop iterations: prepare, poll, check,
+ * dispatch; chosen nondeterministically each time round).  NPROD
  * "producer" processes each schedule a BH ROUNDS times and wait for its
  * callback to run before scheduling again, like a thread that posts work
  * and waits for the ack.  A "flusher" process drains store buffers at
@@ -23,15 +24,20 @@
  * A store to a location that already has a buffered store drains that one
  * first (buffer depth one per location).  The EventNotifier (eventfd) is a
  * kernel object: its set / test-and-clear are single atomic steps that do
- * not drain the buffer.  Load->load reordering is not modelled: every pair
- * of loads whose order matters here is separated by a full barrier.
+ * not drain the buffer.  Loads are never moved: the loads whose order
+ * matters are separated by a full barrier, and moving a load after a
+ * later store could only publish that store earlier.
  *
  * Properties (see README.md): no lost wake-up and no lost BH (watchdog
  * assertion when the system is stuck, plus valid end states), no BH run
  * twice for one schedule and no BH on two lists (assertions).
  *
- * Correct configuration: no BUG_* define.  Each BUG_* define removes one
- * ordering rule of the C code; check-models.sh expects spin to reject them.
+ * Switches: GSOURCE, NONBLOCKING, SHARED_BH, NPROD (1-2), ROUNDS and
+ * OTHER_WAKEUPS choose the configuration.  With no BUG_* define the model
+ * is the C code; each BUG_* define (BUG_POLL_NO_MB, BUG_NOTIFY_NO_MB,
+ * BUG_PREPARE_NO_MB, BUG_ACCEPT_NO_MB, BUG_SKIP_SET, BUG_PUSH_ALWAYS,
+ * BUG_ACCEPT_LATE) breaks one rule of it; check-models.sh knows which of
+ * them spin must reject.
  */
 
 #ifndef NPROD
@@ -66,7 +72,7 @@
 #define TIMEOUT_INF  1
 
 /* ---- shared state (names follow the C code) ---- */
-byte notify_me;            /* bit 0: GSource prepare..check; bits 1..: aio_poll */
+byte notify_me;            /* bit 0: GSource prepare..check; 1..: aio_poll */
 bool notified;
 bool notifier;             /* ctx->notifier: eventfd counter non-zero */
 byte bh_list;              /* ctx->bh_list, as a set of BH ids */
@@ -79,11 +85,15 @@ byte home_sb_notify_me;
 bool home_sb_notified_valid;       /* the home thread only stores false */
 bool producer_sb_notified_valid[NPROD];  /* producers only store true */
 
-/* ---- ghost state for the properties, never read by the protocol ---- */
+/*
+ * ---- ghost state: read only by assertions and the producers' ack wait,
+ * never by the protocol ----
+ */
 byte sched_gen[NBH];       /* schedules so far (one per fetch_or) */
 byte done_gen[NBH];        /* sched_gen covered by the last run */
 byte producers_done;
-byte other_wakeups;
+
+byte other_wakeups;        /* waits ended by some other fd or source */
 
 /* ---- memory primitives ---- */
 
@@ -248,16 +258,21 @@ inline notifier_cb()
 active proctype home()
 {
     byte tmo, b, old, nm;
+    bool blocking = true;
     bool use_notify_me, ev_ready, gsource, dispatch;
 
     do
     :: true ->
-#ifdef GSOURCE
+        /* what the home thread runs this time round */
         if
-        :: gsource = false
-        :: gsource = true
-        fi;
+        :: skip                         /* aio_poll(ctx, true) */
+#ifdef NONBLOCKING
+        :: blocking = false             /* aio_poll(ctx, false) */
 #endif
+#ifdef GSOURCE
+        :: gsource = true               /* g_main_context_iteration() */
+#endif
+        fi;
         if
         :: gsource ->
             /*
@@ -271,8 +286,11 @@ active proctype home()
 #endif
             aio_compute_timeout(tmo)
         :: else ->
-            /* aio_poll(ctx, true) */
-            aio_compute_timeout(tmo);
+            /* aio_poll(ctx, blocking) */
+            if
+            :: blocking -> aio_compute_timeout(tmo)
+            :: else -> tmo = 0
+            fi;
             use_notify_me = (tmo != 0);
             if
             :: use_notify_me ->
@@ -306,11 +324,21 @@ end_wait:
         fi;
 
         if
-        :: gsource ->
+        :: gsource && tmo == 0 ->
+            /*
+             * aio_ctx_prepare() returned TRUE: GLib skips check and goes
+             * straight to dispatch, so bit 0 stays set and notified is not
+             * accepted in this iteration (both only cost a spare wake-up).
+             */
+            aio_bh_poll();
+            notifier_cb()
+        :: gsource && tmo != 0 ->
             /* aio_ctx_check() */
             nm = HOME_LOAD_NOTIFY_ME;
             home_store_release_notify_me(nm & ~1);
+#ifndef BUG_ACCEPT_LATE
             aio_notify_accept();
+#endif
             atomic {
                 dispatch = ev_ready;
                 b = 0;
@@ -325,6 +353,9 @@ end_wait:
                 :: else -> break
                 od
             }
+#ifdef BUG_ACCEPT_LATE
+            aio_notify_accept();
+#endif
             if
             :: dispatch ->
                 /* aio_ctx_dispatch() -> aio_dispatch() */
@@ -332,7 +363,7 @@ end_wait:
                 notifier_cb()
             :: else
             fi
-        :: else ->
+        :: !gsource ->
             if
             :: use_notify_me ->
                 /* finish the wait before dropping our share */
@@ -348,7 +379,14 @@ end_wait:
             aio_notify_accept();
 #endif
             notifier_cb()
-        fi
+        fi;
+
+        /* locals are dead here; zero them so equal states compare equal */
+        d_step {
+            tmo = 0; b = 0; old = 0; nm = 0;
+            blocking = true; use_notify_me = false; gsource = false;
+            dispatch = false
+        }
     od
 }
 
@@ -398,8 +436,10 @@ proctype producer(byte p)
             notified = true
         }
 #else
-        /* smp_wmb(): the BH list before notified; pairs with accept */
-        atomic { producer_flush(p) }
+        /*
+         * smp_wmb(): the BH list before notified (pairs with the smp_mb()
+         * in aio_notify_accept()), then the store of notified.
+         */
         atomic {
             producer_flush(p);
             producer_sb_notified_valid[p] = true
@@ -417,7 +457,9 @@ proctype producer(byte p)
 
         /* harness: wait for the callback to ack this schedule */
         done_gen[b] >= my;
-        r++
+        d_step {
+            r++; old = 0; my = 0; was_notified = false
+        }
     :: else -> break
     od;
     producers_done++
