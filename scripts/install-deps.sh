@@ -4,7 +4,8 @@
 # Called by make; a no-op when everything is present.
 set -e
 
-pkgs="meson ninja-build pkg-config gcc libglib2.0-dev liburing-dev libaio-dev"
+# spin model-checks tests/model/ during `make check`.
+pkgs="meson ninja-build pkg-config gcc libglib2.0-dev liburing-dev libaio-dev spin"
 pkgs="$pkgs $*"
 
 missing=""

@@ -47,22 +47,27 @@ void error_printf(const char *fmt, ...)
     va_end(ap);
 }
 
-/* "<prgname>: <kind><message>\n", written at once. */
+/*
+ * "<prgname>: <kind><message>\n", written at once.  Plain malloc'd strings
+ * rather than a GString: GLib 2.74 takes GStrings from GSlice, whose
+ * per-thread caches ThreadSanitizer cannot see through.
+ */
 static void G_GNUC_PRINTF(2, 0)
 vreport(const char *kind, const char *fmt, va_list ap)
 {
     int saved_errno = errno;
     const char *prgname = g_get_prgname();
-    GString *line = g_string_new(NULL);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    char *line;
 
     if (prgname) {
-        g_string_append_printf(line, "%s: ", prgname);
+        line = g_strdup_printf("%s: %s%s\n", prgname, kind, msg);
+    } else {
+        line = g_strdup_printf("%s%s\n", kind, msg);
     }
-    g_string_append(line, kind);
-    g_string_append_vprintf(line, fmt, ap);
-    g_string_append_c(line, '\n');
-    write_stderr(line->str, line->len);
-    g_string_free(line, TRUE);
+    write_stderr(line, strlen(line));
+    g_free(line);
+    g_free(msg);
     errno = saved_errno;
 }
 

@@ -130,16 +130,16 @@ ErrorClass error_get_class(const Error *err)
 void error_vprepend(Error *const *errp, const char *fmt, va_list ap)
 {
     int saved_errno = errno;
-    GString *msg;
+    char *prefix, *msg;
 
     if (!errp || !*errp) {
         return;
     }
-    msg = g_string_new(NULL);
-    g_string_vprintf(msg, fmt, ap);
-    g_string_append(msg, (*errp)->msg);
+    prefix = g_strdup_vprintf(fmt, ap);
+    msg = g_strconcat(prefix, (*errp)->msg, NULL);
+    g_free(prefix);
     g_free((*errp)->msg);
-    (*errp)->msg = g_string_free(msg, FALSE);
+    (*errp)->msg = msg;
     errno = saved_errno;
 }
 

@@ -6,8 +6,8 @@
  * (inc/dec) never block each other; inc blocks only while the count is zero
  * and another thread holds the lock, which is exactly the window in which a
  * lock holder may be freeing elements.  The lock is not recursive, and a
- * thread that holds it must not call qemu_lockcnt_inc while the count is
- * zero (it would wait for itself).
+ * thread that holds it would wait for itself in qemu_lockcnt_inc at count
+ * zero, and in dec_and_lock or dec_if_lock at count one.
  *
  * On Linux count and lock are one futex word; elsewhere a QemuMutex guards
  * the slow paths.  See the state machine below.
@@ -57,11 +57,11 @@ static G_NORETURN void lockcnt_misuse(const char *func, const char *rule)
  * WAITERS (a CAS that fails if anything in the word moved, in which case it
  * decides again), then sleeps on the futex for as long as the word keeps the
  * exact value it saw.  Hence nobody sleeps unless the word says WAITERS, and
- * the word only leaves WAITERS through an unlock that then wakes every
- * sleeper; so no wake-up is lost.  Waking all rather than one keeps this
- * argument that simple: a woken thread that loses the race for the lock
- * sets WAITERS again before sleeping.  Contention on a lockcnt is rare, so
- * the thundering herd does not matter.
+ * the word only leaves WAITERS through unlock or inc_and_unlock, which then
+ * wake every sleeper; so no wake-up is lost.  Waking all rather than one
+ * keeps this argument that simple: a woken thread that loses the race for
+ * the lock sets WAITERS again before sleeping.  Contention on a lockcnt is
+ * rare, so the thundering herd does not matter.
  *
  * Memory ordering: the read-modify-writes are acquire and release, and since
  * every write to the word is one of them, each forms a release sequence with

@@ -484,7 +484,7 @@ void qemu_thread_naming(bool enable)
 typedef struct ThreadStart {
     void *(*start_routine)(void *);
     void *arg;
-    /* Empty when the thread is not to be named.  15 chars + NUL: Linux' limit. */
+    /* Empty when the thread is not to be named; 15 chars + NUL is Linux's. */
     char name[16];
 } ThreadStart;
 

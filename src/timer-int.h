@@ -19,46 +19,42 @@
 #include "qemu/queue.h"
 
 /*
- * A key orders pending timers: the deadline in the high 64 bits, the list's
- * arming sequence number in the low 64 bits, so one unsigned comparison
- * orders timers by deadline and then by arming order.  Deadlines are never
- * negative and keys are unique.
+ * A pending timer as the queue stores it: its deadline next to the timer,
+ * 16 bytes, so four heap children fill one cache line and comparing them
+ * rarely needs the timers themselves.  Equal deadlines are ordered by the
+ * timers' arm_seq, the list's arming sequence number.
  */
-typedef unsigned __int128 TimerKey;
-
-typedef struct TimerRunEntry {
-    TimerKey key;
-    QEMUTimer *ts;                      /* NULL: cancelled (a hole) */
-} TimerRunEntry;
+typedef struct TimerEntry {
+    int64_t expire_time;                /* >= 0 */
+    QEMUTimer *ts;                      /* NULL: a cancelled run entry */
+} TimerEntry;
 
 /*
  * TimerQueue: the pending timers of one list, in two sorted structures.
  *
  * Most timers are armed at "now + timeout", so deadlines tend to arrive in
- * order.  A timer whose key is not below the newest key of the run is
- * appended to the run, a FIFO ring in key order: arming, firing and
- * cancelling it are O(1) and walk memory sequentially.  Any other timer
- * goes to a 4-ary min-heap.  The earliest timer is the smaller of the
- * heap's root and the run's head.
+ * order.  A timer whose deadline is not below the newest one in the run is
+ * appended to the run, a FIFO ring in (deadline, arm_seq) order: arming,
+ * firing and cancelling it are O(1) and walk memory sequentially.  Any
+ * other timer goes to a 4-ary min-heap.  The earliest timer is the smaller
+ * of the heap's root and the run's head.
  *
  * A pending timer's heap_index says where it is: its heap slot, or
- * TIMER_IN_RUN plus its run position.  Heap slot i is keys[i]/timers[i];
- * comparisons touch only keys, where the four children of a slot share one
- * cache line.  Run positions count up forever; position p lives in
- * run[p & (run_cap - 1)].  A cancelled run entry becomes a hole; holes at
- * either end are dropped at once, and the run is compacted when holes
- * outnumber live entries three to one, so the head is always live.
+ * TIMER_IN_RUN plus its run position.  Run positions count up forever;
+ * position p lives in run[p & (run_cap - 1)].  A cancelled run entry
+ * becomes a hole; holes at either end are dropped at once, and the run is
+ * compacted when holes outnumber live entries three to one, so its head
+ * and tail are always live.
  *
  * All of it is under the owning list's active_timers_lock.
  */
 typedef struct TimerQueue {
-    TimerKey *keys;
-    QEMUTimer **timers;
-    void *keys_alloc;                   /* the block keys points into */
+    TimerEntry *heap;
+    void *heap_alloc;                   /* the block heap points into */
     size_t n;
     size_t cap;
 
-    TimerRunEntry *run;
+    TimerEntry *run;
     size_t run_cap;                     /* a power of two, or 0 */
     uint64_t run_head;                  /* position of the first entry */
     uint64_t run_tail;                  /* one past the last */

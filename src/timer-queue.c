@@ -6,8 +6,8 @@
  * Costs: arming is O(1) when the deadline is not earlier than the newest
  * one in the run, O(log n) otherwise; taking out the earliest timer or
  * cancelling any timer is O(1) amortised in the run, O(log n) in the heap.
- * Ties between equal deadlines are broken by the arming sequence number
- * inside the key, so they fire in arming order across both structures.
+ * Ties between equal deadlines are broken by the timers' arming sequence
+ * numbers, so they fire in arming order across both structures.
  *
  * Threading: none of its own; every function runs under the owning list's
  * active_timers_lock.
@@ -19,27 +19,26 @@
 #define HEAP_ARITY 4
 
 /*
- * keys[] starts this many slots into a cache-line-aligned block, so that
- * keys[1..4], keys[5..8], ... (the children of one slot) each fill exactly
+ * heap[] starts this many entries into a cache-line-aligned block, so that
+ * heap[1..4], heap[5..8], ... (the children of one slot) each fill exactly
  * one 64-byte line.
  */
-#define KEYS_PAD 3
-#define KEYS_ALIGN 64
+#define HEAP_PAD 3
+#define HEAP_ALIGN 64
 
-QEMU_BUILD_BUG_ON(sizeof(TimerKey) * HEAP_ARITY != KEYS_ALIGN);
+QEMU_BUILD_BUG_ON(sizeof(TimerEntry) * HEAP_ARITY != HEAP_ALIGN);
 
 /* Compact the run when it is longer than this and mostly holes. */
 #define RUN_COMPACT_MIN 64
 #define RUN_COMPACT_RATIO 4
 
-static inline TimerKey timer_key(int64_t expire_time, uint64_t seq)
+/* Whether live entry @a fires before live entry @b. */
+static inline bool entry_before(const TimerEntry *a, const TimerEntry *b)
 {
-    return ((TimerKey)(uint64_t)expire_time << 64) | seq;
-}
-
-static inline int64_t timer_key_expire(TimerKey key)
-{
-    return (int64_t)(uint64_t)(key >> 64);
+    if (a->expire_time != b->expire_time) {
+        return a->expire_time < b->expire_time;
+    }
+    return a->ts->arm_seq < b->ts->arm_seq;
 }
 
 /* The heap */
@@ -49,59 +48,66 @@ static void heap_grow(TimerQueue *q)
     size_t cap = q->cap ? q->cap * 2 : 64;
     void *block;
 
-    if (posix_memalign(&block, KEYS_ALIGN,
-                       (cap + KEYS_PAD) * sizeof(TimerKey))) {
+    if (posix_memalign(&block, HEAP_ALIGN,
+                       (cap + HEAP_PAD) * sizeof(TimerEntry))) {
         error_report("timer list: out of memory growing the heap to %zu "
                      "timers", cap);
         abort();
     }
     if (q->n) {
-        memcpy((TimerKey *)block + KEYS_PAD, q->keys,
-               q->n * sizeof(TimerKey));
+        memcpy((TimerEntry *)block + HEAP_PAD, q->heap,
+               q->n * sizeof(TimerEntry));
     }
-    free(q->keys_alloc);
-    q->keys_alloc = block;
-    q->keys = (TimerKey *)block + KEYS_PAD;
-    q->timers = g_renew(QEMUTimer *, q->timers, cap);
+    free(q->heap_alloc);
+    q->heap_alloc = block;
+    q->heap = (TimerEntry *)block + HEAP_PAD;
     q->cap = cap;
 }
 
-static inline void heap_move(TimerQueue *q, size_t to, size_t from)
+static inline void heap_place(TimerQueue *q, size_t i, TimerEntry e)
 {
-    q->keys[to] = q->keys[from];
-    q->timers[to] = q->timers[from];
-    q->timers[to]->heap_index = to;
+    q->heap[i] = e;
+    e.ts->heap_index = i;
 }
 
-static inline void heap_place(TimerQueue *q, size_t i, TimerKey key,
-                              QEMUTimer *ts)
-{
-    q->keys[i] = key;
-    q->timers[i] = ts;
-    ts->heap_index = i;
-}
-
-/* Moves the hole at @i towards the root, then fills it with @key/@ts. */
-static void heap_sift_up(TimerQueue *q, size_t i, TimerKey key,
-                         QEMUTimer *ts)
+/*
+ * Puts a newly armed @e at slot @i, moving it towards the root.  It was
+ * armed last, so it goes behind any equal deadline without comparing
+ * sequence numbers.
+ */
+static void heap_sift_up_new(TimerQueue *q, size_t i, TimerEntry e)
 {
     while (i > 0) {
         size_t parent = (i - 1) / HEAP_ARITY;
 
-        if (key >= q->keys[parent]) {
+        if (e.expire_time >= q->heap[parent].expire_time) {
             break;
         }
-        heap_move(q, i, parent);
+        heap_place(q, i, q->heap[parent]);
         i = parent;
     }
-    heap_place(q, i, key, ts);
+    heap_place(q, i, e);
 }
 
-/* Moves the hole at @i towards the leaves, then fills it with @key/@ts. */
-static void heap_sift_down(TimerQueue *q, size_t i, TimerKey key,
-                           QEMUTimer *ts)
+/* Puts @e at slot @i, moving it towards the root. */
+static void heap_sift_up(TimerQueue *q, size_t i, TimerEntry e)
 {
-    const TimerKey *keys = q->keys;
+    while (i > 0) {
+        size_t parent = (i - 1) / HEAP_ARITY;
+
+        if (!entry_before(&e, &q->heap[parent])) {
+            break;
+        }
+        heap_place(q, i, q->heap[parent]);
+        i = parent;
+    }
+    heap_place(q, i, e);
+}
+
+/* Puts @e at slot @i, moving it towards the leaves. */
+static void heap_sift_down(TimerQueue *q, size_t i, TimerEntry e)
+{
+    const TimerEntry *heap = q->heap;
     size_t n = q->n;
 
     for (;;) {
@@ -109,62 +115,70 @@ static void heap_sift_down(TimerQueue *q, size_t i, TimerKey key,
         size_t best;
 
         if (c + HEAP_ARITY <= n) {
-            /* All four children exist: a branch-light tournament. */
-            size_t a = keys[c + 1] < keys[c] ? c + 1 : c;
-            size_t b = keys[c + 3] < keys[c + 2] ? c + 3 : c + 2;
+            /* All four children exist: a small tournament. */
+            size_t a = entry_before(&heap[c + 1], &heap[c]) ? c + 1 : c;
+            size_t b = entry_before(&heap[c + 3], &heap[c + 2]) ? c + 3
+                                                                : c + 2;
 
-            best = keys[b] < keys[a] ? b : a;
+            best = entry_before(&heap[b], &heap[a]) ? b : a;
         } else if (c < n) {
             best = c;
             for (size_t j = c + 1; j < n; j++) {
-                if (keys[j] < keys[best]) {
+                if (entry_before(&heap[j], &heap[best])) {
                     best = j;
                 }
             }
         } else {
             break;
         }
-        if (key < keys[best]) {
+        if (entry_before(&e, &heap[best])) {
             break;
         }
-        heap_move(q, i, best);
+        heap_place(q, i, heap[best]);
         i = best;
     }
-    heap_place(q, i, key, ts);
+    heap_place(q, i, e);
 }
 
 static void heap_remove(TimerQueue *q, size_t i)
 {
     size_t last = --q->n;
-    TimerKey key;
+    TimerEntry e;
 
     if (i == last) {
         return;
     }
-    key = q->keys[last];
-    if (i > 0 && key < q->keys[(i - 1) / HEAP_ARITY]) {
-        heap_sift_up(q, i, key, q->timers[last]);
+    e = q->heap[last];
+    /*
+     * Compare with the departing entry first: its line is about to be
+     * written anyway, and when @e is later (it usually is: it comes from a
+     * leaf) it cannot move up, which saves touching the parent.
+     */
+    if (i > 0 && entry_before(&e, &q->heap[i]) &&
+        entry_before(&e, &q->heap[(i - 1) / HEAP_ARITY])) {
+        heap_sift_up(q, i, e);
     } else {
-        heap_sift_down(q, i, key, q->timers[last]);
+        heap_sift_down(q, i, e);
     }
 }
 
 /*
- * Lowers *@best to the smallest key at or below slot @i that belongs to a
- * timer with no attribute in @excluded.  A matching slot ends the descent
- * (its subtree only holds larger keys), and so does a key no smaller than
+ * Lowers *@best to the earliest entry at or below slot @i whose timer has
+ * no attribute in @excluded.  A matching slot ends the descent (its
+ * subtree only holds later entries), and so does an entry not before
  * *@best, so only non-matching timers earlier than the answer are visited.
  */
 static void heap_earliest_matching(TimerQueue *q, size_t i,
-                                   unsigned excluded, TimerKey *best)
+                                   unsigned excluded,
+                                   const TimerEntry **best)
 {
     size_t c;
 
-    if (i >= q->n || q->keys[i] >= *best) {
+    if (i >= q->n || (*best && !entry_before(&q->heap[i], *best))) {
         return;
     }
-    if (!((unsigned)q->timers[i]->attributes & excluded)) {
-        *best = q->keys[i];
+    if (!((unsigned)q->heap[i].ts->attributes & excluded)) {
+        *best = &q->heap[i];
         return;
     }
     c = HEAP_ARITY * i + 1;
@@ -175,7 +189,7 @@ static void heap_earliest_matching(TimerQueue *q, size_t i,
 
 /* The run */
 
-static inline TimerRunEntry *run_entry(TimerQueue *q, uint64_t pos)
+static inline TimerEntry *run_entry(TimerQueue *q, uint64_t pos)
 {
     return &q->run[pos & (q->run_cap - 1)];
 }
@@ -188,7 +202,7 @@ static inline bool run_empty(TimerQueue *q)
 static void run_grow(TimerQueue *q)
 {
     size_t cap = q->run_cap ? q->run_cap * 2 : 64;
-    TimerRunEntry *run = g_new(TimerRunEntry, cap);
+    TimerEntry *run = g_new(TimerEntry, cap);
 
     /* Positions do not change, so the timers need no update. */
     for (uint64_t pos = q->run_head; pos != q->run_tail; pos++) {
@@ -199,17 +213,13 @@ static void run_grow(TimerQueue *q)
     q->run_cap = cap;
 }
 
-static inline void run_append(TimerQueue *q, TimerKey key, QEMUTimer *ts)
+static inline void run_append(TimerQueue *q, TimerEntry e)
 {
-    TimerRunEntry *e;
-
     if (q->run_tail - q->run_head == q->run_cap) {
         run_grow(q);
     }
-    e = run_entry(q, q->run_tail);
-    e->key = key;
-    e->ts = ts;
-    ts->heap_index = TIMER_IN_RUN | q->run_tail;
+    *run_entry(q, q->run_tail) = e;
+    e.ts->heap_index = TIMER_IN_RUN | q->run_tail;
     q->run_tail++;
     q->run_live++;
 }
@@ -220,7 +230,7 @@ static void run_compact(TimerQueue *q)
     uint64_t to = q->run_head;
 
     for (uint64_t from = q->run_head; from != q->run_tail; from++) {
-        TimerRunEntry *e = run_entry(q, from);
+        TimerEntry *e = run_entry(q, from);
 
         if (!e->ts) {
             continue;
@@ -257,25 +267,27 @@ static void run_remove(TimerQueue *q, uint64_t pos)
 void qaio_int_timer_queue_destroy(TimerQueue *q)
 {
     assert(qaio_int_timer_queue_count(q) == 0);
-    free(q->keys_alloc);
-    g_free(q->timers);
+    free(q->heap_alloc);
     g_free(q->run);
 }
 
 void qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
                                  int64_t expire_time)
 {
-    TimerKey key = timer_key(expire_time, q->next_seq++);
+    TimerEntry e = { .expire_time = expire_time, .ts = ts };
 
-    if (run_empty(q) || key > run_entry(q, q->run_tail - 1)->key) {
-        run_append(q, key, ts);
+    ts->arm_seq = q->next_seq++;
+    /* Armed last, @ts goes behind the run's tail on an equal deadline. */
+    if (run_empty(q) ||
+        expire_time >= run_entry(q, q->run_tail - 1)->expire_time) {
+        run_append(q, e);
         return;
     }
     if (q->n == q->cap) {
         heap_grow(q);
     }
     q->n++;
-    heap_sift_up(q, q->n - 1, key, ts);
+    heap_sift_up_new(q, q->n - 1, e);
 }
 
 void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts)
@@ -289,48 +301,50 @@ void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts)
                run_entry(q, pos)->ts == ts);
         run_remove(q, pos);
     } else {
-        assert(where < q->n && q->timers[where] == ts);
+        assert(where < q->n && q->heap[where].ts == ts);
         heap_remove(q, where);
     }
 }
 
 QEMUTimer *qaio_int_timer_queue_first(TimerQueue *q, int64_t *expire_time)
 {
-    TimerRunEntry *head;
+    const TimerEntry *first;
 
     if (run_empty(q)) {
         if (!q->n) {
             return NULL;
         }
-        *expire_time = timer_key_expire(q->keys[0]);
-        return q->timers[0];
+        first = &q->heap[0];
+    } else {
+        first = run_entry(q, q->run_head);
+        if (q->n && entry_before(&q->heap[0], first)) {
+            first = &q->heap[0];
+        }
     }
-    head = run_entry(q, q->run_head);
-    if (q->n && q->keys[0] < head->key) {
-        *expire_time = timer_key_expire(q->keys[0]);
-        return q->timers[0];
-    }
-    *expire_time = timer_key_expire(head->key);
-    return head->ts;
+    *expire_time = first->expire_time;
+    return first->ts;
 }
 
 int64_t qaio_int_timer_queue_earliest_matching(TimerQueue *q,
                                                unsigned excluded)
 {
-    TimerKey best = ~(TimerKey)0;
+    const TimerEntry *best = NULL;
 
     heap_earliest_matching(q, 0, excluded, &best);
     /* The run is sorted: its first matching entry is its earliest. */
     for (uint64_t pos = q->run_head; pos != q->run_tail; pos++) {
-        TimerRunEntry *e = run_entry(q, pos);
+        const TimerEntry *e = run_entry(q, pos);
 
-        if (e->key >= best) {
+        if (!e->ts) {
+            continue;
+        }
+        if (best && !entry_before(e, best)) {
             break;
         }
-        if (e->ts && !((unsigned)e->ts->attributes & excluded)) {
-            best = e->key;
+        if (!((unsigned)e->ts->attributes & excluded)) {
+            best = e;
             break;
         }
     }
-    return best == ~(TimerKey)0 ? -1 : timer_key_expire(best);
+    return best ? best->expire_time : -1;
 }

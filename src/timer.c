@@ -258,8 +258,9 @@ int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
 
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
         if (qemu_clock_use_for_deadline(type)) {
-            deadline = qemu_soonest_timeout(deadline,
-                                            timerlist_deadline_ns(tlg->tl[type]));
+            int64_t d = timerlist_deadline_ns(tlg->tl[type]);
+
+            deadline = qemu_soonest_timeout(deadline, d);
         }
     }
     return deadline;
@@ -288,6 +289,7 @@ void timer_init_full(QEMUTimer *ts,
     ts->attributes = attributes;
     ts->scale = scale;
     ts->heap_index = 0;
+    ts->arm_seq = 0;
 }
 
 void timer_deinit(QEMUTimer *ts)
@@ -347,9 +349,20 @@ void timer_del(QEMUTimer *ts)
     qemu_mutex_unlock(&tl->active_timers_lock);
 }
 
+/* Misuse check shared by the timer_mod* functions. */
+static inline QEMUTimerList *timer_list_of(QEMUTimer *ts, const char *func)
+{
+    if (unlikely(!ts->timer_list)) {
+        error_report("%s: the timer is not initialised (or was passed to "
+                     "timer_deinit)", func);
+        abort();
+    }
+    return ts->timer_list;
+}
+
 void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
 {
-    QEMUTimerList *tl = ts->timer_list;
+    QEMUTimerList *tl = timer_list_of(ts, __func__);
     bool rearm;
 
     expire_time = MAX(expire_time, 0);
@@ -363,7 +376,7 @@ void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
 
 void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
 {
-    QEMUTimerList *tl = ts->timer_list;
+    QEMUTimerList *tl = timer_list_of(ts, __func__);
     bool rearm = false;
 
     expire_time = MAX(expire_time, 0);

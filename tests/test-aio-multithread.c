@@ -23,7 +23,7 @@
 /* Cap for loops that drive the context until a condition holds. */
 #define MAX_ITERATIONS 1000
 
-/* ---- Hang detector -------------------------------------------------------- */
+/* ---- Hang detector ----------------------------------------------------- */
 
 /*
  * Aborts if wd_progress does not move for WATCHDOG_MS: a lost wake-up

@@ -1526,6 +1526,20 @@ static void test_event_notifier_initially_set(void)
     aio_context_unref(ctx);
 }
 
+/* Setting poll callbacks of a notifier that is not registered: no-op. */
+static void test_event_notifier_poll_unregistered(void)
+{
+    AioContext *ctx = ctx_new();
+    EventNotifier e;
+
+    g_assert_cmpint(event_notifier_init(&e, true), ==, 0);
+    aio_set_event_notifier_poll(ctx, &e, en_never_cb, en_never_cb);
+    g_assert_false(aio_poll(ctx, false));
+    g_assert_cmpint(ctx->poll_disable_cnt, ==, 0);
+    event_notifier_cleanup(&e);
+    aio_context_unref(ctx);
+}
+
 /* ---- Adaptive polling ------------------------------------------------- */
 
 typedef struct PollData {
@@ -2322,6 +2336,8 @@ int main(int argc, char **argv)
     g_test_add_func("/aio/event-notifier/set-and-clear", test_event_notifier);
     g_test_add_func("/aio/event-notifier/initially-set",
                     test_event_notifier_initially_set);
+    g_test_add_func("/aio/event-notifier/poll-cbs-on-unregistered-noop",
+                    test_event_notifier_poll_unregistered);
 
     g_test_add_func("/aio/poll/off-by-default", test_poll_off_by_default);
     g_test_add_func("/aio/poll/disabled-count", test_poll_disabled_count);

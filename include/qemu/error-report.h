@@ -10,6 +10,7 @@
 #define QEMU_ERROR_REPORT_H
 
 #include "qemu/osdep.h"
+#include "qemu/atomic.h"     /* error_report_once */
 
 void error_vprintf(const char *fmt, va_list ap) G_GNUC_PRINTF(1, 0);
 void error_printf(const char *fmt, ...) G_GNUC_PRINTF(1, 2);

@@ -3,9 +3,10 @@
  *
  * A QEMUTimerList holds the armed timers of one clock for one owner (an
  * AioContext, or the main loop through main_loop_tlg); a QEMUTimerListGroup
- * is one list per clock.  Lists are binary heaps, so arming, re-arming and
- * cancelling a timer cost O(log n) and timers with equal deadlines fire in
- * the order they were armed.
+ * is one list per clock.  Arming, re-arming and cancelling a timer cost
+ * O(log n) at worst (O(1) for timers armed in deadline order, the usual
+ * "now + timeout"), and timers with equal deadlines fire in the order they
+ * were armed.
  *
  * Threading: timer_mod*, timer_del, timer_pending, timer_expired and
  * timer_expire_time_ns may be called from any thread; each list has a mutex
@@ -88,10 +89,12 @@ struct QEMUTimer {
     int scale;
 
     /*
-     * Private to src/timer-queue.c: while the timer is pending, where it
-     * sits in timer_list's queue.  Protected by the list's lock.
+     * Private to src/timer-queue.c, protected by the list's lock: while the
+     * timer is pending, where it sits in timer_list's queue, and when it
+     * was armed (timers with equal deadlines fire in arming order).
      */
     uint64_t heap_index;
+    uint64_t arm_seq;
 };
 
 extern QEMUTimerListGroup main_loop_tlg;

@@ -30,6 +30,11 @@
  *   - a nested aio_bh_poll() returns only after every BH that was on
  *     ctx->bh_list or on an outer slice when it started has been dequeued;
  *   - every process ends (valid end state).
+ *
+ * With no BUG_* define the model is the C code; each of BUG_PUSH_ALWAYS,
+ * BUG_CLEAR_BEFORE_REMOVE, BUG_NONATOMIC_STEAL, BUG_RESTEAL and
+ * BUG_OWN_SLICE_ONLY breaks one rule of it, and check-models.sh expects
+ * spin to reject each.
  */
 
 #define NPROD 2
@@ -143,6 +148,7 @@ active proctype home()
 {
     byte s, b, old, old2;
 
+    /* harness: like a test that polls until all the work has been run */
     do
     :: producers_done == NPROD && bh_list == 0 -> break
     :: else ->

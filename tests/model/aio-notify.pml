@@ -47,14 +47,20 @@
 #define ROUNDS 2
 #endif
 
-/* -DSHARED_BH: all producers schedule the same BH (idempotence races). */
+/*
+ * BH ids: the producers' BHs (-DSHARED_BH: all producers schedule the same
+ * one, for idempotence races), then SELF_BH, which the home thread
+ * schedules from a callback (aio_notify() from a dispatching home thread).
+ */
 #ifdef SHARED_BH
-#define NBH 1
+#define NPBH 1
 #define BH_OF(p) 0
 #else
-#define NBH NPROD
+#define NPBH NPROD
 #define BH_OF(p) (p)
 #endif
+#define SELF_BH NPBH
+#define NBH (NPBH + 1)
 
 #define BH_PENDING   1
 #define BH_SCHEDULED 2
@@ -82,7 +88,8 @@ byte bh_flags[NBH];
 /* ---- store buffers: one slot per (thread, location) ---- */
 bool home_sb_notify_me_valid;
 byte home_sb_notify_me;
-bool home_sb_notified_valid;       /* the home thread only stores false */
+bool home_sb_notified_valid;
+bool home_sb_notified;
 bool producer_sb_notified_valid[NPROD];  /* producers only store true */
 
 /*
@@ -92,6 +99,7 @@ bool producer_sb_notified_valid[NPROD];  /* producers only store true */
 byte sched_gen[NBH];       /* schedules so far (one per fetch_or) */
 byte done_gen[NBH];        /* sched_gen covered by the last run */
 byte producers_done;
+bool self_bh_scheduled;
 
 byte other_wakeups;        /* waits ended by some other fd or source */
 
@@ -107,7 +115,7 @@ inline home_flush()
     fi;
     if
     :: home_sb_notified_valid ->
-        notified = false;
+        notified = home_sb_notified;
         home_sb_notified_valid = false
     :: else
     fi
@@ -126,7 +134,7 @@ inline producer_flush(p)
 #define HOME_LOAD_NOTIFY_ME \
     (home_sb_notify_me_valid -> home_sb_notify_me : notify_me)
 #define HOME_LOAD_NOTIFIED \
-    (home_sb_notified_valid -> false : notified)
+    (home_sb_notified_valid -> home_sb_notified : notified)
 
 inline home_store_notify_me(v)
 {
@@ -150,13 +158,14 @@ inline home_store_release_notify_me(v)
     }
 }
 
-inline home_store_notified_false()
+inline home_store_notified(v)
 {
     atomic {
         if
-        :: home_sb_notified_valid -> notified = false
+        :: home_sb_notified_valid -> notified = home_sb_notified
         :: else
         fi;
+        home_sb_notified = v;
         home_sb_notified_valid = true
     }
 }
@@ -192,31 +201,90 @@ inline aio_compute_timeout(t)
 }
 
 /*
- * aio_notify_accept(): clear notified, then a full barrier so that the
- * clear is ordered before the reads of BH flags / the BH list that follow.
- * Pairs with smp_wmb() in aio_notify().
+ * aio_notify_accept(): if notified is set, clear it, then a full barrier so
+ * that the clear is ordered before the reads of BH flags / the BH list
+ * that follow (pairs with smp_wmb() in aio_notify()).  If it is clear
+ * there is nothing to do (the smp_rmb() there orders loads only, which the
+ * model never reorders); -DACCEPT_ALWAYS clears it unconditionally.
  */
+#ifdef ACCEPT_ALWAYS
+#define ACCEPT_FAST_PATH false
+#else
+#define ACCEPT_FAST_PATH (!HOME_LOAD_NOTIFIED)
+#endif
+
 inline aio_notify_accept()
 {
-    home_store_notified_false();
+    if
+    :: ACCEPT_FAST_PATH
+    :: else ->
+        home_store_notified(false);
 #ifndef BUG_ACCEPT_NO_MB
-    home_smp_mb();
+        home_smp_mb()
+#else
+        skip
 #endif
+    fi
 }
 
 /*
- * aio_bh_poll(): steal ctx->bh_list into a slice with an atomic exchange,
- * then aio_bh_dequeue() each BH (private list removal + fetch_and of
- * ~(BH_PENDING | BH_SCHEDULED)) and run it if it was scheduled.  Running
- * a BH is where the ghost "done_gen" catches up with "sched_gen".
+ * qemu_bh_schedule(SELF_BH) from a callback in the home thread.  Its
+ * aio_notify() returns at once when notify_me is 0, because the home
+ * thread is dispatching (aio_dispatching_ctx == ctx) and looks at the BH
+ * list again before it next blocks.
  */
-inline aio_bh_poll()
+inline self_bh_schedule()
 {
     atomic {
         home_flush();
-        bh_slice = bh_list;
-        bh_list = 0
+        old = bh_flags[SELF_BH];
+        bh_flags[SELF_BH] = old | BH_PENDING | BH_SCHEDULED;
+        sched_gen[SELF_BH]++
     }
+    if
+    :: !(old & BH_PENDING) ->
+        atomic {
+            home_flush();
+            assert(!((bh_list | bh_slice) & (1 << SELF_BH)));
+            bh_list = bh_list | (1 << SELF_BH)
+        }
+    :: else
+    fi;
+    if
+    :: HOME_LOAD_NOTIFY_ME == 0
+    :: else ->
+        atomic {
+            home_flush();           /* smp_wmb() */
+            home_sb_notified = true;
+            home_sb_notified_valid = true
+        }
+        home_smp_mb();
+        if
+        :: notify_me != 0 -> notifier = true
+        :: else
+        fi
+    fi
+}
+
+/*
+ * aio_bh_poll(): if ctx->bh_list is not empty, take it into a slice with
+ * an atomic exchange (with nothing to take, no exchange and no barrier),
+ * then aio_bh_dequeue() each BH (private unlink + fetch_and of
+ * ~(BH_PENDING | BH_SCHEDULED)) and run it if it was scheduled.  The
+ * fetch_and decides the run, so that is where the ghost done_gen catches
+ * up with sched_gen.  BH 0's first callback schedules SELF_BH.
+ */
+inline aio_bh_poll()
+{
+    if
+    :: bh_list == 0
+    :: else ->
+        atomic {
+            home_flush();
+            bh_slice = bh_list;
+            bh_list = 0
+        }
+    fi;
     do
     :: bh_slice == 0 -> break
     :: else ->
@@ -232,12 +300,19 @@ inline aio_bh_poll()
             bh_flags[b] = old & ~(BH_PENDING | BH_SCHEDULED);
             if
             :: old & BH_SCHEDULED ->
-                /* aio_bh_call(): one run per batch of schedules */
+                /* one run per batch of schedules, and at least one new */
                 assert(done_gen[b] < sched_gen[b]);
                 done_gen[b] = sched_gen[b]
-            :: else
+            :: else -> b = NBH      /* not run */
             fi
         }
+        /* aio_bh_call() */
+        if
+        :: b == 0 && !self_bh_scheduled ->
+            self_bh_scheduled = true;
+            self_bh_schedule()
+        :: else
+        fi
     od
 }
 
@@ -477,7 +552,7 @@ end_flusher:
        }
     :: atomic {
            home_sb_notified_valid ->
-           notified = false;
+           notified = home_sb_notified;
            home_sb_notified_valid = false
        }
     :: atomic {

@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1 ;;
     -j) shift; njobs=${1:?-j needs a number} ;;
     -j*) njobs=${1#-j} ;;
-    -h|--help) sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "check-models: unknown argument '$1'" >&2; exit 2 ;;
     esac
     shift
@@ -204,7 +204,7 @@ for i in "${!checks[@]}"; do
     if [ -f "$work/$i.result" ]; then
         line=$(cat "$work/$i.result")
     else
-        line="FAIL ${checks[$i]%%|*}: no result"
+        line="FAIL ${checks[$i]%%@*}: no result"
     fi
     echo "$line"
     case $line in
@@ -214,4 +214,10 @@ for i in "${!checks[@]}"; do
 done
 echo "check-models: ${#checks[@]} checks, $failed unexpected," \
      "$(( $(date +%s) - start ))s"
+if [ "$failed" != 0 ] && [ "$keep" = 0 ]; then
+    # keep the evidence: pan.out and the trail of each check
+    trap - EXIT
+    echo "check-models: outputs kept in $work (replay a trail there with" \
+         "spin -t -p FLAGS MODEL.pml)"
+fi
 [ "$failed" = 0 ]
