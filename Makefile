@@ -27,7 +27,7 @@ check-asan: deps
 	ninja -C build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    scripts/run-tests.sh build-asan --no-suite slow-under-sanitizers
+	    scripts/run-tests.sh build-asan --no-suite model
 
 # ThreadSanitizer: the multithreaded tests (suite "mt").  Built with clang:
 # gcc 12 warns that it cannot instrument atomic_thread_fence.

@@ -18,8 +18,11 @@
  * spread, "x floor" the median divided by the floor's median for the same
  * scenario in the same invocation.  Runs are interleaved (run 1 of every
  * peer, then run 2, ...), starting from a different peer each time, so slow
- * drifts of the machine hit every peer alike.  Peers (libuv, libev,
- * libevent) are optional at build time: `make bench-peers` installs them.
+ * drifts of the machine hit every peer alike.  Run it on an otherwise idle
+ * machine: with 2 cores anything else running shows up as noise, most of
+ * all in pingpong-poll (both threads spin) and timers-late.  Peers (libuv,
+ * libev, libevent) are optional at build time: `make bench-peers` installs
+ * them.
  *
  * Threading: single-threaded; peers start and join their own threads.
  */

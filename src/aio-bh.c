@@ -13,7 +13,7 @@
  * The protocol: setting BH_PENDING (with an atomic fetch_or) gives the
  * setter the right to push the BH onto ctx->bh_list; the consumer unlinks a
  * BH and only then clears BH_PENDING (atomic fetch_and), so a BH is on at
- * most one list at a time and is never lost.  tests/model/ checks this.
+ * most one list at a time and is never lost.  Model: tests/model/aio-bh.pml.
  */
 #include "qemu/osdep.h"
 #include "aio-int.h"

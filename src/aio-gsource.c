@@ -89,6 +89,7 @@ static gboolean aio_ctx_prepare(GSource *source, gint *timeout)
 {
     AioContext *ctx = (AioContext *)source;
 
+    /* Model: tests/model/aio-notify.pml (-DGSOURCE). */
     qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) | 1);
 
     /*

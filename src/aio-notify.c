@@ -5,7 +5,7 @@
  * aio_notify() may be called from any thread and from signal handlers;
  * aio_notify_accept() and the notifier callbacks run in the home thread.
  *
- * The protocol, in short (the model in tests/model/ checks it):
+ * The protocol, in short (model-checked in tests/model/aio-notify.pml):
  *   poller:   notify_me += 2; smp_mb(); if notified: don't block; wait;
  *             notify_me -= 2; notified = false; smp_mb(); look at work
  *   notifier: publish work; smp_wmb(); notified = true; smp_mb();

@@ -319,7 +319,8 @@ bool aio_poll(AioContext *ctx, bool blocking)
     }
 
     timeout = blocking ? aio_compute_timeout(ctx) : 0;
-    progress = aio_try_poll_mode(ctx, &ready_list, &timeout);
+    progress = !QLIST_EMPTY(&ctx->poll_aio_handlers) &&
+               aio_try_poll_mode(ctx, &ready_list, &timeout);
     assert(!(timeout && progress));
 
     /*
@@ -330,6 +331,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     use_notify_me = timeout != 0;
     if (use_notify_me) {
         qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) + 2);
+        /* Model: tests/model/aio-notify.pml. */
         /*
          * Order the notify_me store before the load of "notified"; pairs
          * with the smp_mb() in aio_notify().  Either it sees notify_me and

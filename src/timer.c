@@ -242,12 +242,20 @@ void timerlistgroup_deinit(QEMUTimerListGroup *tlg)
     }
 }
 
+/*
+ * aio_poll() calls the two group functions below on every iteration, so
+ * lists without timers cost one atomic load each and no call.
+ */
 bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 {
     bool progress = false;
 
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
-        progress |= timerlist_run_timers(tlg->tl[type]);
+        QEMUTimerList *tl = tlg->tl[type];
+
+        if (qatomic_read(&tl->earliest) >= 0) {
+            progress |= timerlist_run_timers(tl);
+        }
     }
     return progress;
 }
@@ -257,8 +265,11 @@ int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
     int64_t deadline = -1;
 
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
-        if (qemu_clock_use_for_deadline(type)) {
-            int64_t d = timerlist_deadline_ns(tlg->tl[type]);
+        QEMUTimerList *tl = tlg->tl[type];
+
+        if (qatomic_read(&tl->earliest) >= 0 &&
+            qemu_clock_use_for_deadline(type)) {
+            int64_t d = timerlist_deadline_ns(tl);
 
             deadline = qemu_soonest_timeout(deadline, d);
         }

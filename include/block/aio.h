@@ -202,7 +202,7 @@ struct AioContext {
      * before it looks at events again; so the home thread need not read the
      * eventfd unless "notified" is true.  It may be true while the notifier
      * is clear.  The notifier write itself cannot be skipped on the same
-     * grounds: see tests/model/ for the protocol and why.
+     * grounds: tests/model/aio-notify.pml shows why (BUG_SKIP_SET).
      */
     bool notified;
     EventNotifier notifier;

@@ -9,8 +9,15 @@
  * dispatch; chosen nondeterministically each time round).  NPROD
  * "producer" processes each schedule a BH ROUNDS times and wait for its
  * callback to run before scheduling again, like a thread that posts work
- * and waits for the ack.  A "flusher" process drains store buffers at
- * arbitrary moments and a "watchdog" fires when nothing else can move.
+ * and waits for the ack; one callback also schedules a BH from the home
+ * thread.  A "flusher" process drains store buffers at arbitrary moments
+ * and a "watchdog" fires when nothing else can move.
+ *
+ * The model follows src/aio-notify.c, aio-posix.c, aio-gsource.c and
+ * aio-bh.c, fast paths included: aio_notify_accept() with nothing to clear
+ * neither stores nor fences, aio_bh_poll() with an empty list does no
+ * exchange, and aio_notify() from the home thread while it dispatches
+ * returns at once if notify_me is 0.
  *
  * Memory model: loads execute in program order; stores to the two plain
  * shared variables (notify_me, notified) go to a per-thread, per-location
@@ -25,15 +32,16 @@
  * first (buffer depth one per location).  The EventNotifier (eventfd) is a
  * kernel object: its set / test-and-clear are single atomic steps that do
  * not drain the buffer.  Loads are never moved: the loads whose order
- * matters are separated by a full barrier, and moving a load after a
- * later store could only publish that store earlier.
+ * matters are separated by smp_mb() or smp_rmb(), and moving a load after
+ * a later store could only publish that store earlier.
  *
  * Properties (see README.md): no lost wake-up and no lost BH (watchdog
  * assertion when the system is stuck, plus valid end states), no BH run
  * twice for one schedule and no BH on two lists (assertions).
  *
- * Switches: GSOURCE, NONBLOCKING, SHARED_BH, NPROD (1-2), ROUNDS and
- * OTHER_WAKEUPS choose the configuration.  With no BUG_* define the model
+ * Switches: GSOURCE, NONBLOCKING, SHARED_BH, NPROD (1-2), ROUNDS,
+ * OTHER_WAKEUPS and ACCEPT_ALWAYS (QEMU's unconditional clear in
+ * aio_notify_accept) choose the configuration.  With no BUG_* define the model
  * is the C code; each BUG_* define (BUG_POLL_NO_MB, BUG_NOTIFY_NO_MB,
  * BUG_PREPARE_NO_MB, BUG_ACCEPT_NO_MB, BUG_SKIP_SET, BUG_PUSH_ALWAYS,
  * BUG_ACCEPT_LATE) breaks one rule of it; check-models.sh knows which of
@@ -136,6 +144,11 @@ inline producer_flush(p)
 #define HOME_LOAD_NOTIFIED \
     (home_sb_notified_valid -> home_sb_notified : notified)
 
+/*
+ * The home thread is the only writer of notify_me, so the callers make its
+ * read-modify-write (a load, then a buffered store) one step: no other
+ * thread can tell the difference.
+ */
 inline home_store_notify_me(v)
 {
     atomic {
@@ -354,8 +367,11 @@ active proctype home()
              * aio_ctx_prepare(): set bit 0 before computing the timeout.
              * Pairs with smp_mb() in aio_notify().
              */
-            nm = HOME_LOAD_NOTIFY_ME;
-            home_store_notify_me(nm | 1);
+            atomic {
+                nm = HOME_LOAD_NOTIFY_ME;
+                home_store_notify_me(nm | 1);
+                nm = 0
+            }
 #ifndef BUG_PREPARE_NO_MB
             home_smp_mb();
 #endif
@@ -369,8 +385,11 @@ active proctype home()
             use_notify_me = (tmo != 0);
             if
             :: use_notify_me ->
-                nm = HOME_LOAD_NOTIFY_ME;
-                home_store_notify_me(nm + 2);
+                atomic {
+                    nm = HOME_LOAD_NOTIFY_ME;
+                    home_store_notify_me(nm + 2);
+                    nm = 0
+                }
 #ifndef BUG_POLL_NO_MB
                 /* write notify_me before reading notified */
                 home_smp_mb();
@@ -409,8 +428,11 @@ end_wait:
             notifier_cb()
         :: gsource && tmo != 0 ->
             /* aio_ctx_check() */
-            nm = HOME_LOAD_NOTIFY_ME;
-            home_store_release_notify_me(nm & ~1);
+            atomic {
+                nm = HOME_LOAD_NOTIFY_ME;
+                home_store_release_notify_me(nm & ~1);
+                nm = 0
+            }
 #ifndef BUG_ACCEPT_LATE
             aio_notify_accept();
 #endif
@@ -442,8 +464,11 @@ end_wait:
             if
             :: use_notify_me ->
                 /* finish the wait before dropping our share */
-                nm = HOME_LOAD_NOTIFY_ME;
-                home_store_release_notify_me(nm - 2)
+                atomic {
+                    nm = HOME_LOAD_NOTIFY_ME;
+                    home_store_release_notify_me(nm - 2);
+                    nm = 0
+                }
             :: else
             fi;
 #ifndef BUG_ACCEPT_LATE
@@ -458,7 +483,7 @@ end_wait:
 
         /* locals are dead here; zero them so equal states compare equal */
         d_step {
-            tmo = 0; b = 0; old = 0; nm = 0;
+            tmo = 0; b = 0; old = 0;
             blocking = true; use_notify_me = false; gsource = false;
             dispatch = false
         }
