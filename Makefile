@@ -3,8 +3,8 @@
 BUILD ?= build
 MESON_OPTS ?=
 
-.PHONY: all deps check check-asan check-tsan check-valgrind bench bench-peers \
-        install clean
+.PHONY: all deps check check-asan check-tsan check-valgrind check-ucontext \
+        bench bench-peers install clean
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -17,6 +17,14 @@ $(BUILD)/build.ninja:
 
 check: all
 	scripts/run-tests.sh $(BUILD)
+
+# The whole suite again with the portable coroutine switch (ucontext);
+# `make check` uses the default, assembly on x86-64 and aarch64.
+check-ucontext: deps
+	test -f build-ucontext/build.ninja || meson setup build-ucontext \
+	    -Dwerror=true -Dcoroutine_backend=ucontext
+	ninja -C build-ucontext
+	scripts/run-tests.sh build-ucontext
 
 # Sanitizer and valgrind runs, each in a build directory of its own.
 # AddressSanitizer + UndefinedBehaviorSanitizer (leak detection on): every test.
@@ -40,16 +48,16 @@ check-tsan: deps
 	    scripts/run-tests.sh build-tsan --suite mt
 
 # valgrind memcheck: the single-threaded tests (suite "st").
+VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite -q \
+	--suppressions=/usr/share/glib-2.0/valgrind/glib.supp
 check-valgrind: deps
 	scripts/install-deps.sh valgrind
 	test -f build-valgrind/build.ninja || meson setup build-valgrind \
 	    -Dwerror=true -Dbuildtype=debug
 	ninja -C build-valgrind
-	G_SLICE=always-malloc G_DEBUG=gc-friendly \
-	    scripts/run-tests.sh build-valgrind --suite st --timeout-multiplier 10 \
-	    --wrapper 'valgrind --error-exitcode=99 --leak-check=full \
-	        --errors-for-leak-kinds=definite \
-	        --suppressions=/usr/share/glib-2.0/valgrind/glib.supp -q'
+	scripts/run-tests.sh build-valgrind --suite st --timeout-multiplier 10 \
+	    --wrapper "$(VALGRIND)"
 
 bench: all
 	$(BUILD)/bench/qaio-bench-loop

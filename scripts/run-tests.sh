@@ -7,8 +7,9 @@ build=$1
 shift
 meson test -C "$build" --print-errorlogs "$@"
 rc=$?
-log="$build/meson-logs/testlog.json"
-if [ -f "$log" ]; then
+# meson names the log after the wrapper, if any (testlog-valgrind.json).
+log=$(ls -t "$build"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
+if [ -n "$log" ] && [ -f "$log" ]; then
     python3 - "$log" <<'PY'
 import json, sys
 passed = failed = skipped = 0

@@ -91,6 +91,7 @@ AioContext *aio_context_new(Error **errp)
     QLIST_INIT(&ctx->deleted_aio_handlers);
     QLIST_INIT(&ctx->poll_aio_handlers);
     QSLIST_INIT(&ctx->scheduled_coroutines);
+    aio_co_schedule_init(ctx);
     qemu_lockcnt_init(&ctx->list_lock);
     qemu_rec_mutex_init(&ctx->lock);
     timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
@@ -129,6 +130,7 @@ void aio_ctx_finalize(GSource *source)
 {
     AioContext *ctx = (AioContext *)source;
 
+    aio_co_schedule_cleanup(ctx);
     aio_bh_list_free_all(ctx);
 
     if (ctx->notifier.initialized) {

@@ -210,4 +210,8 @@ extern GSourceFuncs aio_source_funcs;
 /* aio-context.c */
 void aio_ctx_finalize(GSource *source);
 
+/* aio-coroutine.c: ctx->co_schedule_bh, from aio_context_new / finalize. */
+void aio_co_schedule_init(AioContext *ctx);
+void aio_co_schedule_cleanup(AioContext *ctx);
+
 #endif /* QAIO_AIO_INT_H */

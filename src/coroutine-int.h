@@ -56,6 +56,30 @@ struct Coroutine {
 
     /* In ctx->scheduled_coroutines. */
     QSLIST_ENTRY(Coroutine) co_scheduled_next;
+
+    /*
+     * aio_co_reschedule_self(): the context to aio_co_schedule() this
+     * coroutine in as soon as it has yielded, or NULL.  Set by the
+     * coroutine itself just before it yields; read and cleared by the
+     * qemu_aio_coroutine_enter() it yields to, in the same thread.
+     */
+    AioContext *reschedule_ctx;
+
+    /*
+     * Coroutine pool (coroutine.c): the first coroutine of a batch in the
+     * global pool links the batches and counts its batch (the batch is
+     * its pool_next chain).  Meaningless outside the global pool.
+     */
+    QSLIST_ENTRY(Coroutine) pool_batch_next;
+    unsigned pool_batch_size;
+
+    /*
+     * This coroutine (or thread leader) runs coroutine_enter_finish()'s
+     * loop, which takes care of what each coroutine it enters leaves
+     * behind; its switches must not start a loop of their own.  Owned by
+     * the coroutine itself.
+     */
+    bool in_enter_loop;
 };
 
 /*
@@ -71,5 +95,31 @@ Coroutine *qemu_coroutine_new(void);
 void qemu_coroutine_delete(Coroutine *co);
 CoroutineAction qemu_coroutine_switch(Coroutine *from, Coroutine *to,
                                       CoroutineAction action);
+
+/*
+ * The end of an enter, for the backend's qemu_coroutine_switch().  When
+ * a switch made with @action COROUTINE_ENTER comes back (@to yielded
+ * or terminated and @ret says which), the backend calls
+ * coroutine_enter_finish() if coroutine_enter_needs_finish() says so:
+ * @to terminated, woke coroutines that now must run, or asked to be
+ * rescheduled (coroutine.c).  Doing this in the function that made the
+ * switch lets qemu_aio_coroutine_enter() tail-call the switch: one return
+ * fewer after every switch, and returns right after a stack switch are
+ * the ones the CPU's return predictor gets wrong.
+ */
+static inline bool coroutine_enter_needs_finish(Coroutine *from,
+                                                Coroutine *to,
+                                                CoroutineAction action,
+                                                CoroutineAction ret)
+{
+    return action == COROUTINE_ENTER &&
+           (ret == COROUTINE_TERMINATE ||
+            !QSIMPLEQ_EMPTY(&to->co_queue_wakeup) ||
+            to->reschedule_ctx) &&
+           !from->in_enter_loop;
+}
+
+void coroutine_enter_finish(Coroutine *from, Coroutine *to,
+                            CoroutineAction ret);
 
 #endif /* QAIO_COROUTINE_INT_H */

@@ -424,14 +424,18 @@ static void timer_cb(void *opaque)
 }
 
 /*
- * One blocking iteration runs a timer 1 ms ahead: GLib's millisecond
- * timeout is rounded up, so the wait cannot end before the deadline.
+ * Blocking iterations run a timer 1 ms ahead, and never before its
+ * deadline: GLib's millisecond timeout is rounded up.  More than one
+ * iteration may be needed: a stale bit 0 of notify_me (prepare reported
+ * ready, so GLib skipped check) makes timer_mod_ns() write the eventfd,
+ * and that alone wakes an iteration, as the specification allows.
  */
 static void test_timer(void)
 {
     Fixture f;
     TimerData td = { 0 };
     int round;
+    int i;
 
     fixture_init(&f);
     aio_timer_init(f.ctx, &td.timer, QEMU_CLOCK_REALTIME, SCALE_NS, timer_cb,
@@ -440,7 +444,9 @@ static void test_timer(void)
     for (round = 1; round <= 10; round++) {
         td.deadline = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + SCALE_MS;
         timer_mod_ns(&td.timer, td.deadline);
-        g_assert_true(iterate(&f, true));
+        for (i = 0; td.n < round && i < MAX_ITERATIONS; i++) {
+            iterate(&f, true);
+        }
         g_assert_cmpint(td.n, ==, round);
     }
     settle(&f);

@@ -1,0 +1,168 @@
+/*
+ * coroutine-asm.c: the assembly switch backend (x86-64 and aarch64).
+ *
+ * Owns the backend object (CoroutineAsm), the first frame of a new
+ * coroutine, the per-thread current coroutine and leader, and the
+ * sanitizer bookkeeping around each switch.  The register switch itself
+ * is coroutine_asm_swap() in coroutine-asm-<arch>.S: it saves the
+ * callee-saved registers on the old stack, stores the stack pointer,
+ * loads the new one and restores -- no system call, no signal mask, no
+ * floating-point state beyond what the ABI makes callee-saved (d8-d15 on
+ * aarch64; none on x86-64, see the .S file for MXCSR and the x87 control
+ * word).
+ *
+ * Threading: each thread has its own leader (its own stack, as a
+ * pseudo-coroutine) and current coroutine.  A coroutine may resume in
+ * another thread, so only out-of-line functions touch them, each
+ * computing their address afresh (see current).
+ */
+#include "qemu/osdep.h"
+#include "qemu/coroutine-tls.h"     /* QEMU_CO_TLS_FN_ */
+#include "qemu/error-report.h"
+#include "coroutine-int.h"
+#include "coroutine-backend.h"
+
+typedef struct CoroutineAsm {
+    Coroutine base;
+    /* The stack pointer saved by coroutine_asm_swap while switched out. */
+    void *sp;
+    /* How this coroutine was last switched to; read when it resumes. */
+    CoroutineAction action;
+    CoroutineStack stack;
+    CoroutineFiber fiber;
+} CoroutineAsm;
+
+/* coroutine-asm-<arch>.S */
+void coroutine_asm_swap(void **save_sp, void *new_sp)
+    __attribute__((visibility("hidden")));
+void coroutine_asm_start(void) __attribute__((visibility("hidden")));
+
+/* Called by coroutine_asm_start on a new stack; never returns. */
+void coroutine_asm_entry(CoroutineAsm *self)
+    __attribute__((visibility("hidden"), noreturn));
+
+/*
+ * The thread's running coroutine and its leader.  Touched directly only
+ * by the out-of-line functions below, each of which computes their
+ * address afresh on every call and never after a switch, so no caller
+ * can carry a stale thread-local address across a yield.
+ */
+static QAIO_THREAD_LOCAL Coroutine *current;
+static QAIO_THREAD_LOCAL CoroutineAsm leader;
+
+/*
+ * The frame coroutine_asm_swap pops when it first switches to a new
+ * stack: the callee-saved registers (zero, except the one carrying
+ * @self), then the address it "returns" to, coroutine_asm_start.  Keep
+ * in step with the push/pop order in the .S files.
+ */
+static void *coroutine_asm_first_frame(CoroutineAsm *self)
+{
+    uintptr_t *hi = (uintptr_t *)((uintptr_t)self->stack.hi & ~(uintptr_t)15);
+    uintptr_t *sp;
+
+#if defined(__x86_64__)
+    /*
+     * From the saved stack pointer up: r15 r14 r13 r12 rbx rbp, return
+     * address.  The return address sits just below @hi, so that
+     * coroutine_asm_start runs with rsp == hi, 16-byte aligned, and its
+     * call gives coroutine_asm_entry the alignment the ABI promises.
+     */
+    sp = hi - 7;
+    memset(sp, 0, 7 * sizeof(*sp));
+    sp[4] = (uintptr_t)self;                        /* rbx */
+    sp[6] = (uintptr_t)coroutine_asm_start;         /* return address */
+#elif defined(__aarch64__)
+    /*
+     * 20 slots from the saved stack pointer up: x19..x28, x29, x30,
+     * d8..d15.  x19 carries @self, x30 is where the final ret goes.
+     */
+    sp = hi - 20;
+    memset(sp, 0, 20 * sizeof(*sp));
+    sp[0] = (uintptr_t)self;                        /* x19 */
+    sp[11] = (uintptr_t)coroutine_asm_start;        /* x30 */
+#else
+#error "coroutine_backend=asm supports x86_64 and aarch64 only"
+#endif
+    return sp;
+}
+
+Coroutine *qemu_coroutine_new(void)
+{
+    CoroutineAsm *co = g_new0(CoroutineAsm, 1);
+
+    co_stack_alloc(&co->stack);
+    co_fiber_init(&co->fiber, &co->stack);
+    co->sp = coroutine_asm_first_frame(co);
+    return &co->base;
+}
+
+void qemu_coroutine_delete(Coroutine *co_)
+{
+    CoroutineAsm *co = container_of(co_, CoroutineAsm, base);
+
+    co_fiber_destroy(&co->fiber);
+    co_stack_free(&co->stack);
+    g_free(co);
+}
+
+void coroutine_asm_entry(CoroutineAsm *self)
+{
+    Coroutine *co = &self->base;
+
+    co_fiber_switch_end(&self->fiber);
+    for (;;) {
+        co->entry(co->entry_arg);
+        /* Re-entered only after the pool hands us out again. */
+        qemu_coroutine_switch(co, co->caller, COROUTINE_TERMINATE);
+    }
+}
+
+/*
+ * Out of line and opaque: the thread-local write happens before the
+ * switch and nothing thread-local is read after it, and no caller may
+ * carry a thread-local address across it.
+ */
+CoroutineAction QEMU_CO_TLS_FN_
+qemu_coroutine_switch(Coroutine *from_, Coroutine *to_,
+                      CoroutineAction action)
+{
+    CoroutineAsm *from = container_of(from_, CoroutineAsm, base);
+    CoroutineAsm *to = container_of(to_, CoroutineAsm, base);
+    CoroutineAction ret;
+
+    current = to_;
+    to->action = action;
+    co_fiber_switch_begin(&from->fiber, &to->fiber,
+                          action == COROUTINE_TERMINATE);
+    coroutine_asm_swap(&from->sp, to->sp);
+    co_fiber_switch_end(&from->fiber);
+
+    ret = from->action;
+    if (unlikely(coroutine_enter_needs_finish(from_, to_, action, ret))) {
+        coroutine_enter_finish(from_, to_, ret);
+    }
+    return ret;
+}
+
+Coroutine * QEMU_CO_TLS_FN_ qemu_coroutine_self(void)
+{
+    Coroutine *self = current;
+
+    if (unlikely(!self)) {
+        CoroutineAsm *l = &leader;
+
+        co_fiber_init_leader(&l->fiber);
+        QSIMPLEQ_INIT(&l->base.co_queue_wakeup);
+        self = &l->base;
+        current = self;
+    }
+    return self;
+}
+
+bool QEMU_CO_TLS_FN_ qemu_in_coroutine(void)
+{
+    Coroutine *self = current;
+
+    return self && self->caller;
+}
