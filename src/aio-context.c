@@ -93,6 +93,7 @@ AioContext *aio_context_new(Error **errp)
     QSLIST_INIT(&ctx->scheduled_coroutines);
     aio_co_schedule_init(ctx);
     qemu_lockcnt_init(&ctx->list_lock);
+    aio_priv(ctx)->fd_handlers = g_hash_table_new(NULL, NULL);
     qemu_rec_mutex_init(&ctx->lock);
     timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
     ctx->thread_pool_min = 0;
@@ -138,6 +139,7 @@ void aio_ctx_finalize(GSource *source)
         event_notifier_cleanup(&ctx->notifier);
     }
     aio_free_all_handlers(ctx);
+    g_hash_table_destroy(aio_priv(ctx)->fd_handlers);
 
     timerlistgroup_deinit(&ctx->tlg);
     qemu_rec_mutex_destroy(&ctx->lock);

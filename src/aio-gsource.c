@@ -2,8 +2,9 @@
  * aio-gsource.c: the AioContext as a GSource.
  *
  * Owns the GSourceFuncs that let a GMainContext drive a context, and
- * aio_prepare / aio_pending / aio_dispatch behind them.  Every fd handler's
- * GPollFD is registered with the source (aio_set_fd_handler does it), so
+ * aio_prepare / aio_pending / aio_dispatch behind them.  From the first
+ * aio_get_g_source() on, every fd handler's GPollFD is registered with the
+ * source (aio_context_use_g_source() and aio_set_fd_handler() do it), so
  * GLib polls them itself; dispatch then runs BHs, the handlers GLib found
  * ready, and expired timers: the same work as one aio_poll().
  *
@@ -135,15 +136,6 @@ GSourceFuncs aio_source_funcs = {
     .dispatch = aio_ctx_dispatch,
     .finalize = aio_ctx_finalize,
 };
-
-void aio_context_use_g_source(AioContext *ctx)
-{
-    /*
-     * poll(2) and epoll keep no state GLib would miss: every handler's
-     * GPollFD is already part of the source.  Monitors that batch their
-     * updates until the next aio_poll() (io_uring) must be left here.
-     */
-}
 
 GSource *aio_get_g_source(AioContext *ctx)
 {

@@ -78,13 +78,18 @@ typedef struct AioContextPriv {
     unsigned pollfds_len;
     unsigned pollfds_alloc;
 
+    /* fd -> its live AioHandler; under list_lock. */
+    GHashTable *fd_handlers;
+    /* Handlers' GPollFDs are registered with the GSource; under list_lock. */
+    bool g_source_polls;
+
     /* The user forced a monitor (QAIO_FDMON); no automatic switching. */
     bool fdmon_forced;
     /* epoll failed once; stay on poll. */
     bool epoll_broken;
 
     /* Consecutive aio_poll() calls that skipped the fd monitor's wait. */
-    unsigned skipped_waits;
+    unsigned skipped_waits;         /* home thread */
 } AioContextPriv;
 
 static inline AioContextPriv *aio_priv(AioContext *ctx)

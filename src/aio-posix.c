@@ -26,34 +26,51 @@
 #define AIO_MAX_SKIPPED_WAITS 256
 
 /*
- * Every handler's GPollFD belongs to the context's GSource, so GLib can
- * poll it.  A destroyed source (g_source_destroy(), or finalization) must
- * not be touched: GLib drops its poll records itself.
+ * Once the context is used as a GSource (aio_context_use_g_source), every
+ * live handler's GPollFD is registered with it so that GLib polls it.
+ * Until then nothing is: GLib keeps its poll records in lists, and
+ * removing one costs O(fds).  A destroyed source (g_source_destroy(), or
+ * finalization) must not be touched: GLib drops its records itself.
+ * Called with list_lock held.
  */
 static void aio_source_add_poll(AioContext *ctx, AioHandler *node)
 {
-    if (!g_source_is_destroyed(&ctx->source)) {
+    if (aio_priv(ctx)->g_source_polls &&
+        !g_source_is_destroyed(&ctx->source)) {
         g_source_add_poll(&ctx->source, &node->pfd);
     }
 }
 
 static void aio_source_remove_poll(AioContext *ctx, AioHandler *node)
 {
-    if (!g_source_is_destroyed(&ctx->source)) {
+    if (aio_priv(ctx)->g_source_polls &&
+        !g_source_is_destroyed(&ctx->source)) {
         g_source_remove_poll(&ctx->source, &node->pfd);
     }
 }
 
-static AioHandler *aio_find_handler(AioContext *ctx, int fd)
+void aio_context_use_g_source(AioContext *ctx)
 {
+    AioContextPriv *priv = aio_priv(ctx);
     AioHandler *node;
 
-    AIO_HANDLERS_FOREACH(node, &ctx->aio_handlers) {
-        if (node->pfd.fd == fd && !aio_node_is_deleted(node)) {
-            return node;
+    qemu_lockcnt_lock(&ctx->list_lock);
+    if (!priv->g_source_polls) {
+        priv->g_source_polls = true;
+        AIO_HANDLERS_FOREACH(node, &ctx->aio_handlers) {
+            if (!aio_node_is_deleted(node)) {
+                aio_source_add_poll(ctx, node);
+            }
         }
     }
-    return NULL;
+    qemu_lockcnt_unlock(&ctx->list_lock);
+}
+
+/* The live handler of @fd, or NULL.  Called with list_lock held. */
+static AioHandler *aio_find_handler(AioContext *ctx, int fd)
+{
+    return g_hash_table_lookup(aio_priv(ctx)->fd_handlers,
+                               GINT_TO_POINTER(fd));
 }
 
 /*
@@ -137,6 +154,12 @@ void aio_set_fd_handler(AioContext *ctx, int fd,
             poll_disable_delta--;
         }
         free_node = aio_remove_fd_handler(ctx, node);
+    }
+    if (new_node) {
+        g_hash_table_insert(aio_priv(ctx)->fd_handlers, GINT_TO_POINTER(fd),
+                            new_node);
+    } else {
+        g_hash_table_remove(aio_priv(ctx)->fd_handlers, GINT_TO_POINTER(fd));
     }
 
     aio_fdmon(ctx)->update(ctx, node, new_node);
@@ -267,6 +290,7 @@ void aio_free_all_handlers(AioContext *ctx)
     AioHandler *node;
 
     assert(qemu_lockcnt_count(&ctx->list_lock) == 0);
+    g_hash_table_remove_all(aio_priv(ctx)->fd_handlers);
     while ((node = QLIST_FIRST(&ctx->aio_handlers))) {
         QLIST_REMOVE(node, node);
         QLIST_SAFE_REMOVE(node, node_poll);
@@ -294,14 +318,56 @@ int64_t aio_compute_timeout(AioContext *ctx)
     return qemu_soonest_timeout(timeout, deadline);
 }
 
-bool aio_poll(AioContext *ctx, bool blocking)
+/*
+ * Decide whether this aio_poll() may skip the fd monitor's wait: nothing
+ * to wait for (timeout 0) and every handler pollable from userspace.
+ * Skipping forever would starve fds only the kernel can see, so every
+ * AIO_MAX_SKIPPED_WAITS-th time the wait happens anyway, with timeout 0.
+ */
+static bool aio_may_skip_wait(AioContext *ctx, int64_t timeout)
 {
     AioContextPriv *priv = aio_priv(ctx);
-    AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
-    const FDMonOps *fdmon;
-    AioContext *outer;
+
+    if (timeout != 0 || aio_fdmon(ctx)->need_wait(ctx)) {
+        priv->skipped_waits = 0;
+        return false;
+    }
+    if (++priv->skipped_waits >= AIO_MAX_SKIPPED_WAITS) {
+        priv->skipped_waits = 0;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The part of aio_poll() after the wait: BHs, then the handlers the wait
+ * or busy polling found ready, then timers.  Called as a list walker when
+ * @ready_list is not NULL.
+ */
+static bool aio_poll_dispatch(AioContext *ctx, AioHandlerList *ready_list)
+{
+    AioContext *outer = aio_begin_dispatch(ctx);
     bool progress;
+
+    progress = aio_bh_poll(ctx);
+    if (ready_list) {
+        progress |= aio_dispatch_ready_handlers(ctx, ready_list);
+        aio_free_deleted_handlers(ctx);
+        qemu_lockcnt_dec(&ctx->list_lock);
+    }
+    progress |= timerlistgroup_run_timers(&ctx->tlg);
+
+    aio_end_dispatch(outer);
+    return progress;
+}
+
+bool aio_poll(AioContext *ctx, bool blocking)
+{
+    AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
+    AioContext *outer;
+    bool progress = false;
     bool use_notify_me;
+    bool fairness_wait;
     bool adaptive = qatomic_read(&ctx->poll_max_ns) != 0;
     int64_t start = 0;
     int64_t timeout;
@@ -312,15 +378,40 @@ bool aio_poll(AioContext *ctx, bool blocking)
      */
     outer = aio_begin_dispatch(NULL);
 
-    qemu_lockcnt_inc(&ctx->list_lock);
-
     if (adaptive) {
         start = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     }
 
     timeout = blocking ? aio_compute_timeout(ctx) : 0;
-    progress = !QLIST_EMPTY(&ctx->poll_aio_handlers) &&
-               aio_try_poll_mode(ctx, &ready_list, &timeout);
+
+    if (aio_may_skip_wait(ctx, timeout)) {
+        /*
+         * Work is pending and no fd needs the kernel: no system call, no
+         * busy polling (its window would be 0) and no handler list walk,
+         * hence no need to count as a walker either.  This is the path of
+         * a loop kept busy by BHs.
+         */
+        aio_notify_accept(ctx);
+        if (adaptive) {
+            aio_adjust_polling_time(ctx, qemu_clock_get_ns(QEMU_CLOCK_REALTIME)
+                                         - start);
+        }
+        progress = aio_poll_dispatch(ctx, NULL);
+        aio_end_dispatch(outer);
+        return progress;
+    }
+
+    /*
+     * Here either we may have to block, or a handler needs the kernel, or
+     * this is the periodic zero-timeout look at the fds of the fast path.
+     */
+    fairness_wait = timeout == 0 && !aio_fdmon(ctx)->need_wait(ctx);
+
+    qemu_lockcnt_inc(&ctx->list_lock);
+
+    if (!QLIST_EMPTY(&ctx->poll_aio_handlers)) {
+        progress = aio_try_poll_mode(ctx, &ready_list, &timeout);
+    }
     assert(!(timeout && progress));
 
     /*
@@ -343,22 +434,17 @@ bool aio_poll(AioContext *ctx, bool blocking)
         }
     }
 
-    fdmon = aio_fdmon(ctx);
-    if (timeout || fdmon->need_wait(ctx)) {
-        /*
-         * Leave polling mode before sleeping: io_poll_end lets handlers turn
-         * their notifications back on, and its final poll catches an event
-         * that raced with that.
-         */
+    /*
+     * If busy polling found work, the kernel need not be asked (unless a
+     * handler can only be seen by it).  Otherwise leave polling mode
+     * before sleeping: io_poll_end lets handlers turn their notifications
+     * back on, and its final poll catches an event that raced with that.
+     */
+    if (fairness_wait || timeout || aio_fdmon(ctx)->need_wait(ctx)) {
         if (aio_poll_set_started(ctx, &ready_list, false, &timeout)) {
             progress = true;
         }
-        fdmon = aio_fdmon(ctx);
-        fdmon->wait(ctx, &ready_list, timeout);
-        priv->skipped_waits = 0;
-    } else if (++priv->skipped_waits >= AIO_MAX_SKIPPED_WAITS) {
-        priv->skipped_waits = 0;
-        fdmon->wait(ctx, &ready_list, 0);
+        aio_fdmon(ctx)->wait(ctx, &ready_list, timeout);
     }
 
     if (use_notify_me) {
@@ -374,16 +460,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
                                 qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start);
     }
 
-    outer = aio_begin_dispatch(ctx);
-    progress |= aio_bh_poll(ctx);
-    progress |= aio_dispatch_ready_handlers(ctx, &ready_list);
-
-    aio_free_deleted_handlers(ctx);
-
-    qemu_lockcnt_dec(&ctx->list_lock);
-
-    progress |= timerlistgroup_run_timers(&ctx->tlg);
+    progress |= aio_poll_dispatch(ctx, &ready_list);
     aio_end_dispatch(outer);
-
     return progress;
 }

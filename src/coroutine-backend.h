@@ -121,8 +121,12 @@ static inline void co_fiber_destroy(CoroutineFiber *f)
  * Call right before the machine switch from @from to @to.  A terminating
  * coroutine hands ASan no fake-stack slot, so ASan frees its fake frames:
  * they are dead (the pool restarts the coroutine's loop afresh).
+ *
+ * Always inlined: under ThreadSanitizer a function of its own would enter
+ * on one fiber's shadow call stack and, after __tsan_switch_to_fiber,
+ * return on the other's, which corrupts both.
  */
-static inline void co_fiber_switch_begin(CoroutineFiber *from,
+static inline QEMU_ALWAYS_INLINE void co_fiber_switch_begin(CoroutineFiber *from,
                                          CoroutineFiber *to,
                                          bool terminating)
 {
@@ -140,7 +144,7 @@ static inline void co_fiber_switch_begin(CoroutineFiber *from,
 }
 
 /* Call first thing once @self runs again after a switch. */
-static inline void co_fiber_switch_end(CoroutineFiber *self)
+static inline QEMU_ALWAYS_INLINE void co_fiber_switch_end(CoroutineFiber *self)
 {
 #ifdef QEMU_SANITIZE_ADDRESS
     CoroutineFiber *resumer = self->asan_resumer;

@@ -5,8 +5,8 @@
  * coroutine and leader, and the sanitizer bookkeeping around each switch.
  *
  * A new coroutine starts with makecontext()/swapcontext(), once, at
- * creation: its start function saves a sigjmp_buf and jumps straight
- * back.  Every later switch is sigsetjmp(env, 0) + siglongjmp(), which
+ * creation: its start function saves a sigjmp_buf and goes straight back
+ * (setcontext).  Every later switch is sigsetjmp(env, 0) + siglongjmp(), which
  * with a zero savemask is a register save and restore in user space: no
  * signal-mask system call, unlike swapcontext().
  *
@@ -42,7 +42,7 @@ typedef struct CoroutineUContext {
 /* What qemu_coroutine_new() hands the start function. */
 typedef struct CoroutineStart {
     CoroutineUContext *self;
-    sigjmp_buf creator_env;
+    ucontext_t creator_uc;
     CoroutineFiber *creator_fiber;
 } CoroutineStart;
 
@@ -73,9 +73,16 @@ static void coroutine_start(int hi, int lo)
 
     co_fiber_switch_end(&self->fiber);
     if (!sigsetjmp(self->env, 0)) {
-        /* Ready: back to qemu_coroutine_new() until the first entry. */
+        /*
+         * Ready: back into qemu_coroutine_new()'s swapcontext until the
+         * first entry, which siglongjmps to the sigsetjmp above.  Going
+         * back with setcontext rather than siglongjmp keeps
+         * ThreadSanitizer's setjmp bookkeeping simple: its siglongjmp
+         * checks only ever see a jump into the fiber that saved the buf.
+         */
         co_fiber_switch_begin(&self->fiber, start->creator_fiber, false);
-        siglongjmp(start->creator_env, 1);
+        setcontext(&start->creator_uc);
+        abort();
     }
     /* @start was on the creator's stack and is gone now. */
     co_fiber_switch_end(&self->fiber);
@@ -96,7 +103,7 @@ Coroutine *qemu_coroutine_new(void)
         .creator_fiber = &creator->fiber,
     };
     uintptr_t bits = (uintptr_t)&start;
-    ucontext_t old_uc, uc;
+    ucontext_t uc;
 
     co_stack_alloc(&co->stack);
     co_fiber_init(&co->fiber, &co->stack);
@@ -106,17 +113,22 @@ Coroutine *qemu_coroutine_new(void)
                      g_strerror(errno));
         abort();
     }
-    uc.uc_link = &old_uc;
+    uc.uc_link = NULL;
     uc.uc_stack.ss_sp = co->stack.lo;
     uc.uc_stack.ss_size = (char *)co->stack.hi - (char *)co->stack.lo;
     uc.uc_stack.ss_flags = 0;
     makecontext(&uc, (void (*)(void))coroutine_start, 2,
                 (int)(bits >> 31 >> 1), (int)(unsigned)bits);
 
-    /* One trip to the new stack and back; the only swapcontext. */
-    if (!sigsetjmp(start.creator_env, 0)) {
-        co_fiber_switch_begin(&creator->fiber, &co->fiber, false);
-        swapcontext(&old_uc, &uc);
+    /*
+     * One trip to the new stack and back, with the signal-mask system
+     * calls of swapcontext/setcontext: once per stack, never per switch.
+     */
+    co_fiber_switch_begin(&creator->fiber, &co->fiber, false);
+    if (swapcontext(&start.creator_uc, &uc) < 0) {
+        error_report("qemu_coroutine_create: swapcontext failed: %s",
+                     g_strerror(errno));
+        abort();
     }
     co_fiber_switch_end(&creator->fiber);
     return &co->base;

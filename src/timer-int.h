@@ -5,10 +5,10 @@
  *
  * Owns the definition of QEMUTimerList, TimerQueue and QEMUClock.
  *
- * Threading: a list's heap is protected by its active_timers_lock; the
- * fields marked atomic are read without it.  The clock's chain of lists is
- * protected by the clock's lists_lock; see clock.c for how walkers and
- * timerlist_free share it.
+ * Threading: a list's queue is protected by its active_timers_lock (a
+ * TimerLock, below); the fields marked atomic are read without it.  The
+ * clock's chain of lists is protected by the clock's lists_lock; see
+ * clock.c for how walkers and timerlist_free share it.
  */
 #ifndef QAIO_TIMER_INT_H
 #define QAIO_TIMER_INT_H
@@ -17,6 +17,54 @@
 #include "qemu/timer.h"
 #include "qemu/thread.h"
 #include "qemu/queue.h"
+#include "futex-int.h"
+
+/*
+ * TimerLock: the lock of one timer list's queue.
+ *
+ * Arming and cancelling take it once each, for a critical section of a few
+ * dozen instructions, and nearly always without contention (a list is used
+ * by its AioContext's thread; other threads arm its timers now and then).
+ * So the uncontended path is inline and is one compare-and-swap to take the
+ * lock and one exchange to drop it, where a QemuMutex costs two layers of
+ * calls into pthreads each way.
+ *
+ * The word is 0 when free, 1 when held, 2 when held and a thread may be
+ * sleeping on it (the classic three-state futex mutex): only the 2 state
+ * makes the unlocker pay for a wake-up.  Without futexes, waiters yield
+ * instead of sleeping.
+ */
+typedef struct TimerLock {
+    unsigned word;
+} TimerLock;
+
+G_GNUC_INTERNAL void qaio_int_timer_lock_slow(TimerLock *lock);
+G_GNUC_INTERNAL void qaio_int_timer_unlock_wake(TimerLock *lock);
+
+static inline void timer_lock(TimerLock *lock)
+{
+    unsigned free_word = 0;
+
+    /* Acquire: pairs with the release in timer_unlock. */
+    if (likely(__atomic_compare_exchange_n(&lock->word, &free_word, 1, false,
+                                           __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED))) {
+        return;
+    }
+    qaio_int_timer_lock_slow(lock);
+}
+
+static inline void timer_unlock(TimerLock *lock)
+{
+    /*
+     * Release: pairs with the acquire in timer_lock and
+     * qaio_int_timer_lock_slow.  An exchange rather than a store, to learn
+     * whether someone announced (with 2) that it sleeps.
+     */
+    if (unlikely(__atomic_exchange_n(&lock->word, 0, __ATOMIC_RELEASE) == 2)) {
+        qaio_int_timer_unlock_wake(lock);
+    }
+}
 
 /*
  * A pending timer as the queue stores it: its deadline next to the timer,
@@ -68,10 +116,13 @@ typedef struct TimerQueue {
 struct QEMUTimerList {
     QEMUClockType type;                 /* immutable */
 
-    QemuMutex active_timers_lock;
+    TimerLock active_timers_lock;
     TimerQueue queue;                   /* under active_timers_lock */
 
-    /* The earliest deadline, -1 when empty: written under the lock, atomic. */
+    /*
+     * The earliest deadline, -1 when empty: written under the lock, only
+     * when it changes; read atomically without it.
+     */
     int64_t earliest;
 
     /* Atomic: init_clocks changes main_loop_tlg's callback. */
@@ -123,8 +174,13 @@ static inline bool qaio_int_clock_enabled(QEMUClockType type)
 
 /* Frees the queue's memory; it must be empty. */
 G_GNUC_INTERNAL void qaio_int_timer_queue_destroy(TimerQueue *q);
-/* Makes @ts, which is not in @q, pending at @expire_time (>= 0). */
-G_GNUC_INTERNAL void qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
+/*
+ * Makes @ts, which is not in @q, pending at @expire_time (>= 0).  Returns
+ * true if @ts is now the earliest timer of @q (which the caller learns
+ * without a separate look: a new earliest timer ends at the heap's root or
+ * starts an empty run).
+ */
+G_GNUC_INTERNAL bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
                                                  int64_t expire_time);
 /* Takes pending timer @ts out of @q. */
 G_GNUC_INTERNAL void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts);
@@ -141,6 +197,21 @@ G_GNUC_INTERNAL int64_t qaio_int_timer_queue_earliest_matching(
 static inline size_t qaio_int_timer_queue_count(TimerQueue *q)
 {
     return q->n + q->run_live;
+}
+
+/* The earliest deadline in @q, or -1 when it is empty. */
+static inline int64_t qaio_int_timer_queue_first_time(TimerQueue *q)
+{
+    int64_t first = -1;
+
+    if (q->run_head != q->run_tail) {
+        /* The run's head is live (see TimerQueue). */
+        first = q->run[q->run_head & (q->run_cap - 1)].expire_time;
+    }
+    if (q->n && (first < 0 || q->heap[0].expire_time < first)) {
+        first = q->heap[0].expire_time;
+    }
+    return first;
 }
 
 /* timer.c */

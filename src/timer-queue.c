@@ -73,9 +73,9 @@ static inline void heap_place(TimerQueue *q, size_t i, TimerEntry e)
 /*
  * Puts a newly armed @e at slot @i, moving it towards the root.  It was
  * armed last, so it goes behind any equal deadline without comparing
- * sequence numbers.
+ * sequence numbers.  Returns the slot where it ends.
  */
-static void heap_sift_up_new(TimerQueue *q, size_t i, TimerEntry e)
+static size_t heap_sift_up_new(TimerQueue *q, size_t i, TimerEntry e)
 {
     while (i > 0) {
         size_t parent = (i - 1) / HEAP_ARITY;
@@ -87,6 +87,7 @@ static void heap_sift_up_new(TimerQueue *q, size_t i, TimerEntry e)
         i = parent;
     }
     heap_place(q, i, e);
+    return i;
 }
 
 /* Puts @e at slot @i, moving it towards the root. */
@@ -271,23 +272,31 @@ void qaio_int_timer_queue_destroy(TimerQueue *q)
     g_free(q->run);
 }
 
-void qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
+bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
                                  int64_t expire_time)
 {
     TimerEntry e = { .expire_time = expire_time, .ts = ts };
 
     ts->arm_seq = q->next_seq++;
-    /* Armed last, @ts goes behind the run's tail on an equal deadline. */
-    if (run_empty(q) ||
-        expire_time >= run_entry(q, q->run_tail - 1)->expire_time) {
+    /*
+     * Armed last, @ts goes behind any timer with an equal deadline: behind
+     * the run's tail, and it is the earliest only if strictly earlier than
+     * the other structure's first entry.
+     */
+    if (run_empty(q)) {
         run_append(q, e);
-        return;
+        return !q->n || expire_time < q->heap[0].expire_time;
+    }
+    if (expire_time >= run_entry(q, q->run_tail - 1)->expire_time) {
+        run_append(q, e);
+        return false;
     }
     if (q->n == q->cap) {
         heap_grow(q);
     }
     q->n++;
-    heap_sift_up_new(q, q->n - 1, e);
+    return heap_sift_up_new(q, q->n - 1, e) == 0 &&
+           expire_time < run_entry(q, q->run_head)->expire_time;
 }
 
 void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts)

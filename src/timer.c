@@ -8,8 +8,9 @@
  * O(log n) at worst.
  *
  * Threading: timer_mod*, timer_del and the timerlist_* queries may be
- * called from any thread.  active_timers_lock protects the queue; a timer's
- * expire_time is written under it and read atomically by timer_pending.
+ * called from any thread.  active_timers_lock (a TimerLock, timer-int.h)
+ * protects the queue; a timer's expire_time and the list's earliest are
+ * written under it and read atomically without it.
  * timerlist_run_timers belongs to the list owner's thread (one runner at a
  * time); it drops the lock around each callback, having first taken the
  * timer out of the queue, so callbacks may arm or delete any timer.
@@ -31,12 +32,81 @@ typedef struct TimerRunFrame {
 
 static __thread TimerRunFrame *run_frames;
 
+/* TimerLock's slow paths (the fast ones are inline in timer-int.h) */
+
+/* Spins this long on a held lock before sleeping: critical sections are short. */
+#define TIMER_LOCK_SPINS 100
+
+static inline void timer_lock_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#else
+    barrier();
+#endif
+}
+
+void qaio_int_timer_lock_slow(TimerLock *lock)
+{
+    for (int i = 0; i < TIMER_LOCK_SPINS; i++) {
+        unsigned word = qatomic_read(&lock->word);
+
+        if (word == 0) {
+            /* Acquire: pairs with the release in timer_unlock. */
+            if (__atomic_compare_exchange_n(&lock->word, &word, 1, false,
+                                            __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED)) {
+                return;
+            }
+        } else if (word == 2) {
+            /* Others sleep already; spinning would only delay joining them. */
+            break;
+        }
+        timer_lock_relax();
+    }
+    /*
+     * Take the lock or announce a sleeper: whoever holds it now sees 2 when
+     * it unlocks and wakes us.  Once woken we cannot know whether others
+     * still sleep, so we take it in state 2 (at worst one needless wake).
+     * Acquire: pairs with the release in timer_unlock.
+     */
+    while (__atomic_exchange_n(&lock->word, 2, __ATOMIC_ACQUIRE) != 0) {
+#ifdef CONFIG_LINUX
+        qemu_futex_wait(&lock->word, 2);
+#else
+        sched_yield();
+#endif
+    }
+}
+
+void qaio_int_timer_unlock_wake(TimerLock *lock)
+{
+#ifdef CONFIG_LINUX
+    /*
+     * Every sleeper wakes and all but one go back to sleep; contention on a
+     * timer list is rare enough that this never matters.
+     */
+    qemu_futex_wake_all(&lock->word);
+#endif
+}
+
+/*
+ * Called under the lock after the queue changed in a way that may have
+ * changed its earliest deadline.  Readers poll the word on every loop
+ * iteration, so it is written only when the value changes.
+ */
+static inline void set_earliest(QEMUTimerList *tl, int64_t expire_time)
+{
+    if (tl->earliest != expire_time) {
+        qatomic_set(&tl->earliest, expire_time);
+    }
+}
+
 static inline void publish_earliest(QEMUTimerList *tl)
 {
-    int64_t expire_time = -1;
-
-    qaio_int_timer_queue_first(&tl->queue, &expire_time);
-    qatomic_set(&tl->earliest, expire_time);
+    set_earliest(tl, qaio_int_timer_queue_first_time(&tl->queue));
 }
 
 /* Timer lists */
@@ -48,7 +118,6 @@ QEMUTimerList *qaio_int_timerlist_create(QEMUClockType type,
     QEMUTimerList *tl = g_new0(QEMUTimerList, 1);
 
     tl->type = type;
-    qemu_mutex_init(&tl->active_timers_lock);
     tl->earliest = -1;
     tl->notify_cb = cb;
     tl->notify_opaque = opaque;
@@ -71,7 +140,6 @@ QEMUTimerList *timerlist_new(QEMUClockType type,
 void qaio_int_timerlist_destroy(QEMUTimerList *tl)
 {
     qemu_event_destroy(&tl->done_ev);
-    qemu_mutex_destroy(&tl->active_timers_lock);
     qaio_int_timer_queue_destroy(&tl->queue);
     g_free(tl);
 }
@@ -124,10 +192,10 @@ int64_t qaio_int_timerlist_earliest(QEMUTimerList *tl, int attr_mask)
     if (qatomic_read(&tl->earliest) < 0) {
         return -1;
     }
-    qemu_mutex_lock(&tl->active_timers_lock);
+    timer_lock(&tl->active_timers_lock);
     earliest = qaio_int_timer_queue_earliest_matching(&tl->queue,
                                                       ~(unsigned)attr_mask);
-    qemu_mutex_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock);
     return earliest;
 }
 
@@ -159,7 +227,7 @@ bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
         QEMUTimer *ts;
         int64_t expire_time;
 
-        qemu_mutex_lock(&tl->active_timers_lock);
+        timer_lock(&tl->active_timers_lock);
         while ((ts = qaio_int_timer_queue_first(&tl->queue, &expire_time)) &&
                expire_time <= now) {
             QEMUTimerCB *cb = ts->cb;
@@ -170,12 +238,12 @@ bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
             qatomic_set(&ts->expire_time, -1);
 
             /* The timer is out of the queue: the callback may re-arm it. */
-            qemu_mutex_unlock(&tl->active_timers_lock);
+            timer_unlock(&tl->active_timers_lock);
             cb(opaque);
             progress = true;
-            qemu_mutex_lock(&tl->active_timers_lock);
+            timer_lock(&tl->active_timers_lock);
         }
-        qemu_mutex_unlock(&tl->active_timers_lock);
+        timer_unlock(&tl->active_timers_lock);
     }
 
     /*
@@ -244,12 +312,28 @@ void timerlistgroup_deinit(QEMUTimerListGroup *tlg)
 
 /*
  * aio_poll() calls the two group functions below on every iteration, so
- * lists without timers cost one atomic load each and no call.
+ * lists without timers cost one atomic load each and no call.  All four
+ * empty (the common case) is one test of the AND of the four words: each
+ * is -1 when its list is empty and non-negative otherwise, so the sign bit
+ * of the AND is set exactly when every list is empty.
  */
+QEMU_BUILD_BUG_ON(QEMU_CLOCK_MAX != 4);
+
+static inline bool group_is_empty(QEMUTimerListGroup *tlg)
+{
+    return (qatomic_read(&tlg->tl[0]->earliest) &
+            qatomic_read(&tlg->tl[1]->earliest) &
+            qatomic_read(&tlg->tl[2]->earliest) &
+            qatomic_read(&tlg->tl[3]->earliest)) < 0;
+}
+
 bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 {
     bool progress = false;
 
+    if (group_is_empty(tlg)) {
+        return false;
+    }
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
         QEMUTimerList *tl = tlg->tl[type];
 
@@ -263,6 +347,10 @@ bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
 {
     int64_t deadline = -1;
+
+    if (group_is_empty(tlg)) {
+        return -1;
+    }
 
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
         QEMUTimerList *tl = tlg->tl[type];
@@ -313,15 +401,23 @@ void timer_deinit(QEMUTimer *ts)
     ts->timer_list = NULL;
 }
 
-/* Takes @ts out of its list's queue if it is there. */
+/*
+ * Takes @ts out of its list's queue if it is there.  Only a timer whose
+ * deadline equals the earliest can have been the first, so the others
+ * leave the published earliest as it is without a look at the queue.
+ */
 static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
 {
-    if (ts->expire_time < 0) {
+    int64_t old = ts->expire_time;
+
+    if (old < 0) {
         return;
     }
     qaio_int_timer_queue_remove(&tl->queue, ts);
-    publish_earliest(tl);
     qatomic_set(&ts->expire_time, -1);
+    if (old == tl->earliest) {
+        publish_earliest(tl);
+    }
 }
 
 /*
@@ -331,17 +427,21 @@ static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
 static bool timer_mod_ns_locked(QEMUTimerList *tl, QEMUTimer *ts,
                                 int64_t expire_time)
 {
-    int64_t earliest;
-    QEMUTimer *first;
+    int64_t old = ts->expire_time;
+    bool first;
 
-    if (ts->expire_time >= 0) {
+    if (old >= 0) {
         qaio_int_timer_queue_remove(&tl->queue, ts);
     }
-    qaio_int_timer_queue_insert(&tl->queue, ts, expire_time);
-    first = qaio_int_timer_queue_first(&tl->queue, &earliest);
-    qatomic_set(&tl->earliest, earliest);
+    first = qaio_int_timer_queue_insert(&tl->queue, ts, expire_time);
     qatomic_set(&ts->expire_time, expire_time);
-    return first == ts;
+    if (first) {
+        set_earliest(tl, expire_time);
+    } else if (old >= 0 && old == tl->earliest) {
+        /* It may have been the first and moved back: look again. */
+        publish_earliest(tl);
+    }
+    return first;
 }
 
 void timer_del(QEMUTimer *ts)
@@ -355,9 +455,9 @@ void timer_del(QEMUTimer *ts)
     if (!tl || qatomic_read(&ts->expire_time) < 0) {
         return;
     }
-    qemu_mutex_lock(&tl->active_timers_lock);
+    timer_lock(&tl->active_timers_lock);
     timer_del_locked(tl, ts);
-    qemu_mutex_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock);
 }
 
 /* Misuse check shared by the timer_mod* functions. */
@@ -377,9 +477,9 @@ void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
     bool rearm;
 
     expire_time = MAX(expire_time, 0);
-    qemu_mutex_lock(&tl->active_timers_lock);
+    timer_lock(&tl->active_timers_lock);
     rearm = timer_mod_ns_locked(tl, ts, expire_time);
-    qemu_mutex_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock);
     if (rearm) {
         timerlist_notify(tl);
     }
@@ -391,11 +491,11 @@ void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
     bool rearm = false;
 
     expire_time = MAX(expire_time, 0);
-    qemu_mutex_lock(&tl->active_timers_lock);
+    timer_lock(&tl->active_timers_lock);
     if (ts->expire_time < 0 || ts->expire_time > expire_time) {
         rearm = timer_mod_ns_locked(tl, ts, expire_time);
     }
-    qemu_mutex_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock);
     if (rearm) {
         timerlist_notify(tl);
     }

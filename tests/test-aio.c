@@ -2166,19 +2166,22 @@ static void test_fdmon_forced_epoll(void)
 typedef struct SwitchData {
     AioContext *ctx;
     Pipe *pipes;
-    QEMUBH *bh;
+    EventNotifier trigger;
     const char *name_in_nested;
     bool nested_result;
 } SwitchData;
 
 /*
- * Registers the fds and polls from inside a BH, where the outer aio_poll
- * still walks the handler list: no switch then, yet every fd is served.
+ * Registers the fds and polls from inside an fd handler, where the outer
+ * aio_poll still walks the handler list (it is dispatching its ready
+ * list): no switch then, yet every fd is served.
  */
-static void bh_register_and_poll_cb(void *opaque)
+static void trigger_register_and_poll_cb(EventNotifier *e)
 {
-    SwitchData *sd = opaque;
+    SwitchData *sd = container_of(e, SwitchData, trigger);
     int i;
+
+    event_notifier_test_and_clear(e);
 
     pipes_register(sd->pipes, MANY_FDS);
     for (i = 0; i < MANY_FDS; i++) {
@@ -2195,8 +2198,9 @@ static void test_fdmon_switch_only_as_sole_walker(void)
     int i;
 
     sd.pipes = pipes_open(ctx, MANY_FDS);
-    sd.bh = aio_bh_new(ctx, bh_register_and_poll_cb, &sd);
-    qemu_bh_schedule(sd.bh);
+    g_assert_cmpint(event_notifier_init(&sd.trigger, true), ==, 0);
+    aio_set_event_notifier(ctx, &sd.trigger, trigger_register_and_poll_cb,
+                           NULL, NULL);
 
     g_assert_true(aio_poll(ctx, false));
     g_assert_true(sd.nested_result);
@@ -2211,7 +2215,8 @@ static void test_fdmon_switch_only_as_sole_walker(void)
     g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "epoll");
     pipes_fire_all(ctx, sd.pipes, MANY_FDS, 2);
 
-    qemu_bh_delete(sd.bh);
+    aio_set_event_notifier(ctx, &sd.trigger, NULL, NULL, NULL);
+    event_notifier_cleanup(&sd.trigger);
     pipes_close(sd.pipes, MANY_FDS);
     ctx_settle(ctx);
     aio_context_unref(ctx);

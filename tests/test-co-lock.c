@@ -171,6 +171,35 @@ static void test_mutex_handoff_ticket(void)
     qemu_co_mutex_init(&mtx);
 }
 
+static void coroutine_fn unlock_not_held_co(void *opaque)
+{
+    qemu_co_mutex_unlock(&mtx);
+}
+
+static void test_mutex_unlock_not_held_aborts(void)
+{
+    if (g_test_subprocess()) {
+        qemu_co_mutex_init(&mtx);
+        qemu_coroutine_enter(qemu_coroutine_create(unlock_not_held_co, NULL));
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*qemu_co_mutex_unlock*does not hold*");
+}
+
+static void test_mutex_lock_outside_coroutine_aborts(void)
+{
+    if (g_test_subprocess()) {
+        qemu_co_mutex_init(&mtx);
+        qemu_co_mutex_lock(&mtx);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*qemu_co_mutex_lock*coroutine context*");
+}
+
 /* ---- CoMutex, four threads -------------------------------------------- */
 
 #define MT_THREADS 4
@@ -903,6 +932,10 @@ int main(int argc, char **argv)
     g_test_add_func("/co-lock/mutex/handoff-order", test_mutex_handoff_order);
     g_test_add_func("/co-lock/mutex/handoff-ticket",
                     test_mutex_handoff_ticket);
+    g_test_add_func("/co-lock/mutex/misuse/unlock-not-held",
+                    test_mutex_unlock_not_held_aborts);
+    g_test_add_func("/co-lock/mutex/misuse/lock-outside-coroutine",
+                    test_mutex_lock_outside_coroutine_aborts);
     g_test_add_func("/co-lock/mutex/multithread-counter",
                     test_mutex_multithread_counter);
     g_test_add_func("/co-lock/queue/next-fifo", test_queue_next_fifo);
