@@ -24,7 +24,7 @@ check-ucontext: deps
 	test -f build-ucontext/build.ninja || meson setup build-ucontext \
 	    -Dwerror=true -Dcoroutine_backend=ucontext
 	ninja -C build-ucontext
-	scripts/run-tests.sh build-ucontext
+	scripts/run-tests.sh build-ucontext --no-suite model
 
 # Sanitizer and valgrind runs, each in a build directory of its own.
 # AddressSanitizer + UndefinedBehaviorSanitizer (leak detection on): every test.

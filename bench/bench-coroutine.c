@@ -57,6 +57,17 @@ typedef struct Result {
     double median, min, max;
 } Result;
 
+static Result summarize(double *v)
+{
+    Result r;
+
+    qsort(v, n_runs, sizeof(*v), cmp_double);
+    r.median = v[n_runs / 2];
+    r.min = v[0];
+    r.max = v[n_runs - 1];
+    return r;
+}
+
 /* Run @fn(@iters) n_runs times; ns per iteration. */
 static Result measure(double (*fn)(long iters), long iters)
 {
@@ -68,12 +79,39 @@ static Result measure(double (*fn)(long iters), long iters)
     for (i = 0; i < n_runs; i++) {
         v[i] = fn(iters);
     }
-    qsort(v, n_runs, sizeof(*v), cmp_double);
-    r.median = v[n_runs / 2];
-    r.min = v[0];
-    r.max = v[n_runs - 1];
+    r = summarize(v);
     g_free(v);
     return r;
+}
+
+typedef struct Scenario {
+    double (*fn)(long iters);
+    long iters;
+    Result result;
+} Scenario;
+
+/*
+ * Run several scenarios round-robin, one run of each per round, so that
+ * a burst of noise from other processes hits all of them alike and the
+ * ratios between them stay honest.
+ */
+static void measure_interleaved(Scenario *sc, int n)
+{
+    double *v = g_new(double, (size_t)n * n_runs);
+    int i, j;
+
+    for (j = 0; j < n; j++) {
+        sc[j].fn(sc[j].iters / 10 + 1);         /* warm up */
+    }
+    for (i = 0; i < n_runs; i++) {
+        for (j = 0; j < n; j++) {
+            v[(size_t)j * n_runs + i] = sc[j].fn(sc[j].iters);
+        }
+    }
+    for (j = 0; j < n; j++) {
+        sc[j].result = summarize(&v[(size_t)j * n_runs]);
+    }
+    g_free(v);
 }
 
 static void print_row(const char *name, Result r, const char *vs_name,
@@ -86,7 +124,7 @@ static void print_row(const char *name, Result r, const char *vs_name,
     printf("\n");
 }
 
-/* ---- qaio enter + yield ---------------------------------------------------- */
+/* ---- qaio enter + yield -------------------------------------------------- */
 
 static void coroutine_fn yield_forever(void *opaque)
 {
@@ -173,18 +211,26 @@ __asm__(".text\n"
         "  brk #0\n");
 #endif
 
-static void *bare_main_sp, *bare_co_sp;
-static void (*bare_swap)(void **save_sp, void *new_sp);
+/* One ping-pong partner per swap flavour: [0] ret, [1] jmp. */
+typedef struct BareCo {
+    void *main_sp, *co_sp;
+    void (*swap)(void **save_sp, void *new_sp);
+} BareCo;
+
+static BareCo bare_cos[2];
 
 void bench_bare_body(void *opaque);
 void bench_bare_body(void *opaque)
 {
+    BareCo *b = opaque;
+
     for (;;) {
-        bare_swap(&bare_co_sp, bare_main_sp);
+        b->swap(&b->co_sp, b->main_sp);
     }
 }
 
-static void bare_setup(void (*swap)(void **save_sp, void *new_sp))
+static void bare_setup_one(BareCo *b,
+                           void (*swap)(void **save_sp, void *new_sp))
 {
     size_t size = 64 * 1024;
     char *stack = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -192,33 +238,55 @@ static void bare_setup(void (*swap)(void **save_sp, void *new_sp))
     uintptr_t *sp;
 
     g_assert(stack != MAP_FAILED);
-    bare_swap = swap;
+    b->swap = swap;
     sp = (uintptr_t *)(stack + size);
 #if defined(__x86_64__)
     sp -= 7;
     memset(sp, 0, 7 * sizeof(*sp));
+    sp[4] = (uintptr_t)b;                       /* rbx */
     sp[6] = (uintptr_t)bench_bare_start;
 #else
     sp -= 20;
     memset(sp, 0, 20 * sizeof(*sp));
+    sp[0] = (uintptr_t)b;                       /* x19 */
     sp[11] = (uintptr_t)bench_bare_start;
 #endif
-    bare_co_sp = sp;
+    b->co_sp = sp;
 }
 
-static double run_bare(long iters)
+static void bare_setup(void)
+{
+    bare_setup_one(&bare_cos[0], bench_bare_swap);
+#ifdef HAVE_BARE_SWITCH_JMP
+    bare_setup_one(&bare_cos[1], bench_bare_swap_jmp);
+#endif
+}
+
+static double run_bare_on(BareCo *b, long iters)
 {
     int64_t t0 = now_ns();
     long i;
 
     for (i = 0; i < iters; i++) {
-        bare_swap(&bare_main_sp, bare_co_sp);
+        b->swap(&b->main_sp, b->co_sp);
     }
     return (double)(now_ns() - t0) / iters;
 }
+
+static double run_bare(long iters)
+{
+    return run_bare_on(&bare_cos[0], iters);
+}
+
+#ifdef HAVE_BARE_SWITCH_JMP
+static double run_bare_jmp(long iters)
+{
+    return run_bare_on(&bare_cos[1], iters);
+}
+#endif
 #endif
 
-/* ---- sigsetjmp/siglongjmp, two levels deep -------------------------------- */
+/* ---- sigsetjmp/siglongjmp, two levels deep ------------------------------- */
 
 /*
  * What QEMU's ucontext backend does on every switch, reached through an
@@ -290,7 +358,7 @@ static double run_sigsetjmp(long iters)
     return (double)(now_ns() - t0) / iters;
 }
 
-/* ---- swapcontext ---------------------------------------------------------- */
+/* ---- swapcontext --------------------------------------------------------- */
 
 static ucontext_t sc_main, sc_co;
 
@@ -343,7 +411,7 @@ static double run_lifecycle(long iters)
     return (double)(now_ns() - t0) / iters;
 }
 
-/* ---- Cross-thread: coroutine bounce and BH ping-pong ---------------------- */
+/* ---- Cross-thread: coroutine bounce and BH ping-pong --------------------- */
 
 typedef struct LoopThread {
     QemuThread thread;
@@ -448,7 +516,7 @@ static double run_bh_pingpong(long iters)
 
 int main(int argc, char **argv)
 {
-    Result qaio, lifecycle, fresh, bounce, pp, sj, sc;
+    Result qaio, lifecycle, fresh, bounce, pp, sj, sc_;
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -479,29 +547,35 @@ int main(int argc, char **argv)
     sj_setup();
     sc_setup();
 
-    qaio = measure(run_qaio_enter_yield, 5000000 / scale);
-    sj = measure(run_sigsetjmp, 5000000 / scale);
-    sc = measure(run_swapcontext, 200000 / scale);
-#ifdef HAVE_BARE_SWITCH
     {
-        Result bare;
-
-        bare_setup(bench_bare_swap);
-        bare = measure(run_bare, 5000000 / scale);
-        print_row("bare register switch, ret", bare, NULL, bare);
-    }
+        Scenario sc[] = {
+            { run_qaio_enter_yield, 5000000 / scale },
+            { run_sigsetjmp, 5000000 / scale },
+            { run_swapcontext, 200000 / scale },
+#ifdef HAVE_BARE_SWITCH
+            { run_bare, 5000000 / scale },
 #endif
 #ifdef HAVE_BARE_SWITCH_JMP
-    {
-        Result bare;
-
-        bare_setup(bench_bare_swap_jmp);
-        bare = measure(run_bare, 5000000 / scale);
-        print_row("bare register switch, jmp", bare, NULL, bare);
-    }
+            { run_bare_jmp, 5000000 / scale },
 #endif
+        };
+
+#ifdef HAVE_BARE_SWITCH
+        bare_setup();
+#endif
+        measure_interleaved(sc, ARRAY_SIZE(sc));
+        qaio = sc[0].result;
+        sj = sc[1].result;
+        sc_ = sc[2].result;
+#ifdef HAVE_BARE_SWITCH
+        print_row("bare register switch, ret", sc[3].result, NULL, qaio);
+#endif
+#ifdef HAVE_BARE_SWITCH_JMP
+        print_row("bare register switch, jmp", sc[4].result, NULL, qaio);
+#endif
+    }
     print_row("sigsetjmp/siglongjmp, 2 levels", sj, NULL, sj);
-    print_row("swapcontext (round trip)", sc, NULL, sc);
+    print_row("swapcontext (round trip)", sc_, NULL, sc_);
     print_row("qaio enter+yield", qaio, "sigsetjmp", sj);
 
     lifecycle = measure(run_lifecycle, 2000000 / scale);
@@ -515,8 +589,16 @@ int main(int argc, char **argv)
     loops_start();
     pp_bh[0] = aio_bh_new(loops[0].ctx, pp_cb, (void *)0L);
     pp_bh[1] = aio_bh_new(loops[1].ctx, pp_cb, (void *)1L);
-    pp = measure(run_bh_pingpong, 200000 / scale);
-    bounce = measure(run_bounce, 200000 / scale);
+    {
+        Scenario sc[] = {
+            { run_bh_pingpong, 100000 / scale },
+            { run_bounce, 100000 / scale },
+        };
+
+        measure_interleaved(sc, ARRAY_SIZE(sc));
+        pp = sc[0].result;
+        bounce = sc[1].result;
+    }
     qemu_bh_delete(pp_bh[0]);
     qemu_bh_delete(pp_bh[1]);
     loops_stop();

@@ -25,6 +25,10 @@
 #include "qemu/error-report.h"
 #include "timer-int.h"
 
+#ifdef CONFIG_LINUX
+#include <sys/prctl.h>
+#endif
+
 QEMUTimerListGroup main_loop_tlg;
 int use_rt_clock = 1;
 int64_t clock_start;
@@ -462,6 +466,17 @@ void init_clocks(QEMUTimerListNotifyCB *notify_cb)
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
         qatomic_set(&main_loop_list(type)->notify_cb, notify_cb);
     }
+#ifdef CONFIG_LINUX
+    /*
+     * The kernel may end a ppoll up to the thread's timer slack after its
+     * timeout (50 us by default) to batch wake-ups, so every timer would
+     * fire that much late.  One nanosecond asks for no slack; QEMU does
+     * the same here.  It applies to the calling thread and to the threads
+     * it creates from now on (IOThreads among them); failure only costs
+     * precision.
+     */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#endif
 }
 
 /* Poll helpers */

@@ -2,8 +2,8 @@
  * coroutine-asm.c: the assembly switch backend (x86-64 and aarch64).
  *
  * Owns the backend object (CoroutineAsm), the first frame of a new
- * coroutine, the per-thread current coroutine and leader, and the
- * sanitizer bookkeeping around each switch.  The register switch itself
+ * coroutine, the per-thread leader, and the sanitizer bookkeeping around
+ * each switch.  The register switch itself
  * is coroutine_asm_swap() in coroutine-asm-<arch>.S: it saves the
  * callee-saved registers on the old stack, stores the stack pointer,
  * loads the new one and restores -- no system call, no signal mask, no
@@ -12,9 +12,9 @@
  * word).
  *
  * Threading: each thread has its own leader (its own stack, as a
- * pseudo-coroutine) and current coroutine.  A coroutine may resume in
- * another thread, so only out-of-line functions touch them, each
- * computing their address afresh (see current).
+ * pseudo-coroutine).  A coroutine may resume in another thread, so the
+ * thread-local variables are touched only before the switch, by
+ * out-of-line functions (see coroutine_current in coroutine-int.h).
  */
 #include "qemu/osdep.h"
 #include "qemu/coroutine-tls.h"     /* QEMU_CO_TLS_FN_ */
@@ -41,13 +41,7 @@ void coroutine_asm_start(void) __attribute__((visibility("hidden")));
 void coroutine_asm_entry(CoroutineAsm *self)
     __attribute__((visibility("hidden"), noreturn));
 
-/*
- * The thread's running coroutine and its leader.  Touched directly only
- * by the out-of-line functions below, each of which computes their
- * address afresh on every call and never after a switch, so no caller
- * can carry a stale thread-local address across a yield.
- */
-static QAIO_THREAD_LOCAL Coroutine *current;
+/* The thread's leader; only coroutine_leader() takes its address. */
 static QAIO_THREAD_LOCAL CoroutineAsm leader;
 
 /*
@@ -131,7 +125,7 @@ qemu_coroutine_switch(Coroutine *from_, Coroutine *to_,
     CoroutineAsm *to = container_of(to_, CoroutineAsm, base);
     CoroutineAction ret;
 
-    current = to_;
+    coroutine_current = to_;
     to->action = action;
     co_fiber_switch_begin(&from->fiber, &to->fiber,
                           action == COROUTINE_TERMINATE);
@@ -145,24 +139,11 @@ qemu_coroutine_switch(Coroutine *from_, Coroutine *to_,
     return ret;
 }
 
-Coroutine * QEMU_CO_TLS_FN_ qemu_coroutine_self(void)
+Coroutine * QEMU_CO_TLS_FN_ coroutine_leader(void)
 {
-    Coroutine *self = current;
+    CoroutineAsm *l = &leader;
 
-    if (unlikely(!self)) {
-        CoroutineAsm *l = &leader;
-
-        co_fiber_init_leader(&l->fiber);
-        QSIMPLEQ_INIT(&l->base.co_queue_wakeup);
-        self = &l->base;
-        current = self;
-    }
-    return self;
-}
-
-bool QEMU_CO_TLS_FN_ qemu_in_coroutine(void)
-{
-    Coroutine *self = current;
-
-    return self && self->caller;
+    co_fiber_init_leader(&l->fiber);
+    QSIMPLEQ_INIT(&l->base.co_queue_wakeup);
+    return &l->base;
 }

@@ -126,9 +126,9 @@ static inline void co_fiber_destroy(CoroutineFiber *f)
  * on one fiber's shadow call stack and, after __tsan_switch_to_fiber,
  * return on the other's, which corrupts both.
  */
-static inline QEMU_ALWAYS_INLINE void co_fiber_switch_begin(CoroutineFiber *from,
-                                         CoroutineFiber *to,
-                                         bool terminating)
+static inline QEMU_ALWAYS_INLINE
+void co_fiber_switch_begin(CoroutineFiber *from, CoroutineFiber *to,
+                           bool terminating)
 {
 #ifdef QEMU_SANITIZE_ADDRESS
     to->asan_resumer = from;
@@ -144,7 +144,8 @@ static inline QEMU_ALWAYS_INLINE void co_fiber_switch_begin(CoroutineFiber *from
 }
 
 /* Call first thing once @self runs again after a switch. */
-static inline QEMU_ALWAYS_INLINE void co_fiber_switch_end(CoroutineFiber *self)
+static inline QEMU_ALWAYS_INLINE
+void co_fiber_switch_end(CoroutineFiber *self)
 {
 #ifdef QEMU_SANITIZE_ADDRESS
     CoroutineFiber *resumer = self->asan_resumer;

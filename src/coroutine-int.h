@@ -87,14 +87,26 @@ struct Coroutine {
  * embedded in the backend's own, larger object (stack, saved registers);
  * qemu_coroutine_delete() frees it.  qemu_coroutine_switch() saves the
  * state of @from, resumes @to and returns, when control comes back to
- * @from, the action @from was resumed with.  qemu_coroutine_self() and
- * qemu_in_coroutine() are also the backend's (they read its per-thread
- * current coroutine).
+ * @from, the action @from was resumed with; before switching it sets
+ * coroutine_current to @to.  coroutine_leader() returns the calling
+ * thread's leader (the pseudo-coroutine standing for the thread's own
+ * stack), set up on first use.
  */
 Coroutine *qemu_coroutine_new(void);
 void qemu_coroutine_delete(Coroutine *co);
 CoroutineAction qemu_coroutine_switch(Coroutine *from, Coroutine *to,
                                       CoroutineAction action);
+Coroutine *coroutine_leader(void);
+
+/*
+ * The running coroutine of this thread; NULL until the thread first
+ * needs one (qemu_coroutine_self() then sets it to the leader).  Written
+ * by the backend's switch.  Read or written only by out-of-line
+ * functions that do so before any switch, never after: a coroutine can
+ * resume in another thread, and a thread-local address computed before a
+ * switch may belong to the wrong thread after it.
+ */
+extern QAIO_THREAD_LOCAL Coroutine *coroutine_current;
 
 /*
  * The end of an enter, for the backend's qemu_coroutine_switch().  When

@@ -1,8 +1,8 @@
 /*
  * coroutine-ucontext.c: the portable switch backend.
  *
- * Owns the backend object (CoroutineUContext), the per-thread current
- * coroutine and leader, and the sanitizer bookkeeping around each switch.
+ * Owns the backend object (CoroutineUContext), the per-thread leader, and
+ * the sanitizer bookkeeping around each switch.
  *
  * A new coroutine starts with makecontext()/swapcontext(), once, at
  * creation: its start function saves a sigjmp_buf and goes straight back
@@ -16,9 +16,9 @@
  * switch here.
  *
  * Threading: each thread has its own leader (its own stack, as a
- * pseudo-coroutine) and current coroutine.  A coroutine may resume in
- * another thread, so only out-of-line functions touch them, each
- * computing their address afresh (see current).
+ * pseudo-coroutine).  A coroutine may resume in another thread, so the
+ * thread-local variables are touched only before the switch, by
+ * out-of-line functions (see coroutine_current in coroutine-int.h).
  */
 #include "qemu/osdep.h"
 #include <setjmp.h>
@@ -46,13 +46,7 @@ typedef struct CoroutineStart {
     CoroutineFiber *creator_fiber;
 } CoroutineStart;
 
-/*
- * The thread's running coroutine and its leader.  Touched directly only
- * by the out-of-line functions below, each of which computes their
- * address afresh on every call and never after a switch, so no caller
- * can carry a stale thread-local address across a yield.
- */
-static QAIO_THREAD_LOCAL Coroutine *current;
+/* The thread's leader; only coroutine_leader() takes its address. */
 static QAIO_THREAD_LOCAL CoroutineUContext leader;
 
 static CoroutineUContext *to_ucontext(Coroutine *co)
@@ -156,7 +150,7 @@ qemu_coroutine_switch(Coroutine *from_, Coroutine *to_,
     CoroutineUContext *to = to_ucontext(to_);
     int ret;
 
-    current = to_;
+    coroutine_current = to_;
     ret = sigsetjmp(from->env, 0);
     if (ret == 0) {
         co_fiber_switch_begin(&from->fiber, &to->fiber,
@@ -171,24 +165,11 @@ qemu_coroutine_switch(Coroutine *from_, Coroutine *to_,
     return ret;
 }
 
-Coroutine * QEMU_CO_TLS_FN_ qemu_coroutine_self(void)
+Coroutine * QEMU_CO_TLS_FN_ coroutine_leader(void)
 {
-    Coroutine *self = current;
+    CoroutineUContext *l = &leader;
 
-    if (unlikely(!self)) {
-        CoroutineUContext *l = &leader;
-
-        co_fiber_init_leader(&l->fiber);
-        QSIMPLEQ_INIT(&l->base.co_queue_wakeup);
-        self = &l->base;
-        current = self;
-    }
-    return self;
-}
-
-bool QEMU_CO_TLS_FN_ qemu_in_coroutine(void)
-{
-    Coroutine *self = current;
-
-    return self && self->caller;
+    co_fiber_init_leader(&l->fiber);
+    QSIMPLEQ_INIT(&l->base.co_queue_wakeup);
+    return &l->base;
 }

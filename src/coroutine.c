@@ -4,9 +4,9 @@
  * Owns qemu_coroutine_create/enter/yield and the checks that turn misuse
  * into an abort with a message, the processing of co_queue_wakeup (the
  * coroutines woken by a running coroutine in its own context are entered
- * after it yields, never nested inside it) and the coroutine pool.  The
- * machine switch, qemu_coroutine_self() and qemu_in_coroutine() belong to
- * the backend (coroutine-int.h).
+ * after it yields, never nested inside it), the thread's current
+ * coroutine (qemu_coroutine_self) and the coroutine pool.  The machine
+ * switch and the thread's leader belong to the backend (coroutine-int.h).
  *
  * The pool: creating a coroutine means mapping a stack (tens of
  * microseconds), so terminated coroutines are kept for reuse.  Each thread
@@ -248,6 +248,35 @@ void qemu_coroutine_dec_pool_size(unsigned int removing_pool_size)
 
 /* ---- Life cycle --------------------------------------------------------- */
 
+QAIO_THREAD_LOCAL Coroutine *coroutine_current;
+
+/*
+ * This thread's running coroutine, for the out-of-line functions below
+ * (see coroutine_current for why only those).
+ */
+static inline Coroutine *coroutine_self_inline(void)
+{
+    Coroutine *self = coroutine_current;
+
+    if (unlikely(!self)) {
+        self = coroutine_leader();
+        coroutine_current = self;
+    }
+    return self;
+}
+
+Coroutine * QEMU_CO_TLS_FN_ qemu_coroutine_self(void)
+{
+    return coroutine_self_inline();
+}
+
+bool QEMU_CO_TLS_FN_ qemu_in_coroutine(void)
+{
+    Coroutine *self = coroutine_current;
+
+    return self && self->caller;
+}
+
 Coroutine * QEMU_CO_TLS_FN_
 qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
 {
@@ -328,9 +357,10 @@ static inline void coroutine_prepare_enter(Coroutine *from, Coroutine *to,
  * coroutine_enter_needs_finish(), and then the switch calls
  * coroutine_enter_finish() before it returns.
  */
-void qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
+void QEMU_CO_TLS_FN_
+qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
 {
-    Coroutine *from = qemu_coroutine_self();
+    Coroutine *from = coroutine_self_inline();
 
     coroutine_prepare_enter(from, co, ctx);
     qemu_coroutine_switch(from, co, COROUTINE_ENTER);
@@ -391,9 +421,9 @@ void qemu_coroutine_enter_if_inactive(Coroutine *co)
     }
 }
 
-void coroutine_fn qemu_coroutine_yield(void)
+void coroutine_fn QEMU_CO_TLS_FN_ qemu_coroutine_yield(void)
 {
-    Coroutine *self = qemu_coroutine_self();
+    Coroutine *self = coroutine_self_inline();
     Coroutine *to = self->caller;
 
     if (unlikely(!to)) {

@@ -87,6 +87,11 @@ typedef struct TimerEntry {
  * other timer goes to a 4-ary min-heap.  The earliest timer is the smaller
  * of the heap's root and the run's head.
  *
+ * The heap starts at a slot of its block chosen so that the four children
+ * of any slot, heap[4i+1..4i+4], fill exactly one 64-byte cache line.  It
+ * grows with realloc, which for large blocks remaps pages instead of
+ * copying them.
+ *
  * A pending timer's heap_index says where it is: its heap slot, or
  * TIMER_IN_RUN plus its run position.  Run positions count up forever;
  * position p lives in run[p & (run_cap - 1)].  A cancelled run entry
@@ -94,7 +99,10 @@ typedef struct TimerEntry {
  * compacted when holes outnumber live entries three to one, so its head
  * and tail are always live.
  *
- * All of it is under the owning list's active_timers_lock.
+ * All of it is under the owning list's active_timers_lock.  The operations
+ * that arming and cancelling need are inline below (they are most of what
+ * timer_mod_ns and timer_del do); growing, compacting and the rarer sifts
+ * are in timer-queue.c.
  */
 typedef struct TimerQueue {
     TimerEntry *heap;
@@ -112,6 +120,7 @@ typedef struct TimerQueue {
 } TimerQueue;
 
 #define TIMER_IN_RUN (UINT64_C(1) << 63)
+#define TIMER_HEAP_ARITY 4
 
 struct QEMUTimerList {
     QEMUClockType type;                 /* immutable */
@@ -175,28 +184,164 @@ static inline bool qaio_int_clock_enabled(QEMUClockType type)
 /* Frees the queue's memory; it must be empty. */
 G_GNUC_INTERNAL void qaio_int_timer_queue_destroy(TimerQueue *q);
 /*
- * Makes @ts, which is not in @q, pending at @expire_time (>= 0).  Returns
- * true if @ts is now the earliest timer of @q (which the caller learns
- * without a separate look: a new earliest timer ends at the heap's root or
- * starts an empty run).
- */
-G_GNUC_INTERNAL bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
-                                                 int64_t expire_time);
-/* Takes pending timer @ts out of @q. */
-G_GNUC_INTERNAL void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts);
-/* The earliest timer, or NULL; its deadline in *@expire_time. */
-G_GNUC_INTERNAL QEMUTimer *qaio_int_timer_queue_first(TimerQueue *q,
-                                                      int64_t *expire_time);
-/*
  * The earliest deadline among timers whose attributes all lie outside
  * @excluded, or -1.
  */
 G_GNUC_INTERNAL int64_t qaio_int_timer_queue_earliest_matching(
     TimerQueue *q, unsigned excluded);
+/* Makes room for one more heap entry. */
+G_GNUC_INTERNAL void qaio_int_timer_heap_grow(TimerQueue *q);
+/* Makes room for one more run entry. */
+G_GNUC_INTERNAL void qaio_int_timer_run_grow(TimerQueue *q);
+/* Puts @e at heap slot @i, moving it towards the root / the leaves. */
+G_GNUC_INTERNAL void qaio_int_timer_heap_sift_up(TimerQueue *q, size_t i,
+                                                 TimerEntry e);
+G_GNUC_INTERNAL void qaio_int_timer_heap_sift_down(TimerQueue *q, size_t i,
+                                                   TimerEntry e);
+/* Takes the run entry at position @pos out. */
+G_GNUC_INTERNAL void qaio_int_timer_run_remove(TimerQueue *q, uint64_t pos);
 
 static inline size_t qaio_int_timer_queue_count(TimerQueue *q)
 {
     return q->n + q->run_live;
+}
+
+/* Whether live entry @a fires before live entry @b. */
+static inline bool timer_entry_before(const TimerEntry *a,
+                                      const TimerEntry *b)
+{
+    if (likely(a->expire_time != b->expire_time)) {
+        return a->expire_time < b->expire_time;
+    }
+    return a->ts->arm_seq < b->ts->arm_seq;
+}
+
+static inline TimerEntry *timer_run_entry(TimerQueue *q, uint64_t pos)
+{
+    return &q->run[pos & (q->run_cap - 1)];
+}
+
+static inline void timer_heap_place(TimerEntry *heap, size_t i, TimerEntry e)
+{
+    heap[i] = e;
+    e.ts->heap_index = i;
+}
+
+static inline void timer_run_append(TimerQueue *q, TimerEntry e)
+{
+    if (unlikely(q->run_tail - q->run_head == q->run_cap)) {
+        qaio_int_timer_run_grow(q);
+    }
+    *timer_run_entry(q, q->run_tail) = e;
+    e.ts->heap_index = TIMER_IN_RUN | q->run_tail;
+    q->run_tail++;
+    q->run_live++;
+}
+
+/*
+ * Makes @ts, which is not in @q, pending at @expire_time (>= 0).  Returns
+ * true if @ts is now the earliest timer of @q, which falls out of where it
+ * went: a new earliest timer ends at the heap's root or starts an empty
+ * run.
+ */
+static inline bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
+                                               int64_t expire_time)
+{
+    TimerEntry e = { .expire_time = expire_time, .ts = ts };
+    TimerEntry *heap;
+    size_t i;
+
+    /*
+     * Armed last, @ts goes behind any timer with an equal deadline: behind
+     * the run's tail, below an equal parent, and it is the earliest only
+     * if strictly earlier than the other structure's first entry.
+     */
+    ts->arm_seq = q->next_seq++;
+    if (unlikely(q->run_head == q->run_tail)) {
+        timer_run_append(q, e);
+        return !q->n || expire_time < q->heap[0].expire_time;
+    }
+    if (expire_time >= timer_run_entry(q, q->run_tail - 1)->expire_time) {
+        timer_run_append(q, e);
+        return false;
+    }
+    if (unlikely(q->n == q->cap)) {
+        qaio_int_timer_heap_grow(q);
+    }
+    heap = q->heap;
+    i = q->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / TIMER_HEAP_ARITY;
+
+        if (expire_time >= heap[parent].expire_time) {
+            break;
+        }
+        timer_heap_place(heap, i, heap[parent]);
+        i = parent;
+    }
+    timer_heap_place(heap, i, e);
+    return i == 0 &&
+           expire_time < timer_run_entry(q, q->run_head)->expire_time;
+}
+
+/* Takes pending timer @ts out of @q. */
+static inline void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts)
+{
+    uint64_t i = ts->heap_index;
+    size_t last;
+    TimerEntry e;
+
+    if (unlikely(i & TIMER_IN_RUN)) {
+        qaio_int_timer_run_remove(q, i & ~TIMER_IN_RUN);
+        return;
+    }
+    last = --q->n;
+    e = q->heap[last];
+    /*
+     * The last entry fills the hole, and its timer learns its new slot.
+     * That timer is anywhere in memory; start fetching its line now, so
+     * that the miss overlaps the one on the hole's line just below instead
+     * of following it.
+     */
+    __builtin_prefetch(&e.ts->heap_index, 1);
+    assert(i <= last && q->heap[i].ts == ts);
+    if (i == last) {
+        return;
+    }
+    /*
+     * Comparing with the departing entry first costs nothing (that line is
+     * being written anyway): when the last entry is later, as a leaf's
+     * entry usually is, it can only move down, and at a leaf slot (three
+     * in four) it stays.
+     */
+    if (timer_entry_before(&e, &q->heap[i])) {
+        qaio_int_timer_heap_sift_up(q, i, e);
+    } else if (TIMER_HEAP_ARITY * i + 1 < last) {
+        qaio_int_timer_heap_sift_down(q, i, e);
+    } else {
+        timer_heap_place(q->heap, i, e);
+    }
+}
+
+/* The earliest timer, or NULL; its deadline in *@expire_time. */
+static inline QEMUTimer *qaio_int_timer_queue_first(TimerQueue *q,
+                                                    int64_t *expire_time)
+{
+    const TimerEntry *first;
+
+    if (q->run_head == q->run_tail) {
+        if (!q->n) {
+            return NULL;
+        }
+        first = &q->heap[0];
+    } else {
+        first = timer_run_entry(q, q->run_head);
+        if (q->n && timer_entry_before(&q->heap[0], first)) {
+            first = &q->heap[0];
+        }
+    }
+    *expire_time = first->expire_time;
+    return first->ts;
 }
 
 /* The earliest deadline in @q, or -1 when it is empty. */
@@ -206,7 +351,7 @@ static inline int64_t qaio_int_timer_queue_first_time(TimerQueue *q)
 
     if (q->run_head != q->run_tail) {
         /* The run's head is live (see TimerQueue). */
-        first = q->run[q->run_head & (q->run_cap - 1)].expire_time;
+        first = timer_run_entry(q, q->run_head)->expire_time;
     }
     if (q->n && (first < 0 || q->heap[0].expire_time < first)) {
         first = q->heap[0].expire_time;

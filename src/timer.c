@@ -312,10 +312,10 @@ void timerlistgroup_deinit(QEMUTimerListGroup *tlg)
 
 /*
  * aio_poll() calls the two group functions below on every iteration, so
- * lists without timers cost one atomic load each and no call.  All four
- * empty (the common case) is one test of the AND of the four words: each
- * is -1 when its list is empty and non-negative otherwise, so the sign bit
- * of the AND is set exactly when every list is empty.
+ * lists without timers cost one atomic load of earliest each and no call.
+ * All four empty (the common case) is one test of the AND of the four
+ * words: each is -1 when its list is empty and non-negative otherwise, so
+ * the sign bit of the AND is set exactly when every list is empty.
  */
 QEMU_BUILD_BUG_ON(QEMU_CLOCK_MAX != 4);
 
@@ -327,13 +327,14 @@ static inline bool group_is_empty(QEMUTimerListGroup *tlg)
             qatomic_read(&tlg->tl[3]->earliest)) < 0;
 }
 
-bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+/*
+ * The loops are out of line so that the empty case does not pay for their
+ * register saves: it is the eight loads above, a test and a return.
+ */
+static QEMU_NO_INLINE bool group_run_timers(QEMUTimerListGroup *tlg)
 {
     bool progress = false;
 
-    if (group_is_empty(tlg)) {
-        return false;
-    }
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
         QEMUTimerList *tl = tlg->tl[type];
 
@@ -344,13 +345,17 @@ bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
     return progress;
 }
 
-int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
+bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+{
+    if (group_is_empty(tlg)) {
+        return false;
+    }
+    return group_run_timers(tlg);
+}
+
+static QEMU_NO_INLINE int64_t group_deadline_ns(QEMUTimerListGroup *tlg)
 {
     int64_t deadline = -1;
-
-    if (group_is_empty(tlg)) {
-        return -1;
-    }
 
     for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
         QEMUTimerList *tl = tlg->tl[type];
@@ -363,6 +368,14 @@ int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
         }
     }
     return deadline;
+}
+
+int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
+{
+    if (group_is_empty(tlg)) {
+        return -1;
+    }
+    return group_deadline_ns(tlg);
 }
 
 /* Timers */
@@ -406,7 +419,8 @@ void timer_deinit(QEMUTimer *ts)
  * deadline equals the earliest can have been the first, so the others
  * leave the published earliest as it is without a look at the queue.
  */
-static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
+static inline QEMU_ALWAYS_INLINE void timer_del_locked(QEMUTimerList *tl,
+                                                       QEMUTimer *ts)
 {
     int64_t old = ts->expire_time;
 
@@ -424,8 +438,9 @@ static void timer_del_locked(QEMUTimerList *tl, QEMUTimer *ts)
  * Arms or re-arms @ts; returns true if it is now the earliest timer of
  * @tl, in which case the caller notifies the list once the lock is dropped.
  */
-static bool timer_mod_ns_locked(QEMUTimerList *tl, QEMUTimer *ts,
-                                int64_t expire_time)
+static inline QEMU_ALWAYS_INLINE bool timer_mod_ns_locked(QEMUTimerList *tl,
+                                                          QEMUTimer *ts,
+                                                          int64_t expire_time)
 {
     int64_t old = ts->expire_time;
     bool first;
@@ -501,14 +516,29 @@ void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
     }
 }
 
+/*
+ * @time in @ts's scale, in nanoseconds.  Saturating: "never" is often
+ * written INT64_MAX in a coarse scale, and a wrapped product would be a
+ * deadline in the past (or undefined behaviour).
+ */
+static inline int64_t timer_scaled_ns(QEMUTimer *ts, int64_t time)
+{
+    int64_t ns;
+
+    if (unlikely(__builtin_mul_overflow(time, (int64_t)ts->scale, &ns))) {
+        return (time < 0) == (ts->scale < 0) ? INT64_MAX : INT64_MIN;
+    }
+    return ns;
+}
+
 void timer_mod(QEMUTimer *ts, int64_t expire_timer)
 {
-    timer_mod_ns(ts, expire_timer * ts->scale);
+    timer_mod_ns(ts, timer_scaled_ns(ts, expire_timer));
 }
 
 void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time)
 {
-    timer_mod_anticipate_ns(ts, expire_time * ts->scale);
+    timer_mod_anticipate_ns(ts, timer_scaled_ns(ts, expire_time));
 }
 
 bool timer_pending(QEMUTimer *ts)
@@ -521,7 +551,7 @@ bool timer_expired(QEMUTimer *timer_head, int64_t current_time)
     int64_t expire_time = qatomic_read(&timer_head->expire_time);
 
     return expire_time >= 0 &&
-           expire_time <= current_time * timer_head->scale;
+           expire_time <= timer_scaled_ns(timer_head, current_time);
 }
 
 uint64_t timer_expire_time_ns(QEMUTimer *ts)

@@ -36,14 +36,14 @@
 /* ---- Scale ------------------------------------------------------------ */
 
 /*
- * ThreadSanitizer makes this code ~10-20x slower, AddressSanitizer ~3x;
- * the operation counts shrink with them so that a run stays within
- * meson's timeout on two cores.
+ * ThreadSanitizer makes this code ~5-10x slower, AddressSanitizer ~2x;
+ * the operation counts shrink with them so that a run takes about as long
+ * as without sanitizers.
  */
 #if defined(QEMU_SANITIZE_THREAD)
-#define SLOWDOWN 20
+#define SLOWDOWN 10
 #elif defined(QEMU_SANITIZE_ADDRESS)
-#define SLOWDOWN 5
+#define SLOWDOWN 2
 #else
 #define SLOWDOWN 1
 #endif
@@ -1133,26 +1133,40 @@ static void *rt_thread_fn(void *opaque)
 
 /*
  * RT_THREADS threads each schedule a BH into an IOThread that is usually
- * asleep, and wait for it to run before the next round.  Half the threads
- * target an IOThread on aio_poll(), half one driven by its GMainContext;
- * odd rounds reuse a BH, even rounds allocate a one-shot.  A lost wake-up
- * stalls a round: the thread aborts after WATCHDOG_MS, naming it.
+ * asleep, and wait for it to run before the next round.  The IOThreads:
+ * aio_poll() without busy polling (where only the notify_me / notified
+ * handshake prevents a lost wake-up), aio_poll() with it (the notifier's
+ * io_poll also sees "notified"), and a GMainContext.  Odd rounds reuse a
+ * BH, even rounds allocate a one-shot.  A lost wake-up stalls a round:
+ * the thread aborts after WATCHDOG_MS, naming it.
  */
 static void test_round_trips(void)
 {
-    IOThreadOptions gopts = IOTHREAD_OPTIONS_DEFAULT;
-    IOThread *iothreads[2];
+    static const char *const loops[] = {
+        "aio_poll", "GMainContext", "aio_poll with busy polling",
+    };
+    IOThreadOptions opts[3] = {
+        IOTHREAD_OPTIONS_DEFAULT, IOTHREAD_OPTIONS_DEFAULT,
+        IOTHREAD_OPTIONS_DEFAULT,
+    };
+    IOThread *iothreads[3];
     RtThread t[RT_THREADS];
     int64_t start;
     int i;
 
-    gopts.run_gcontext = true;
-    iothreads[0] = iothread_create("rt-aio", &error_abort);
-    iothreads[1] = iothread_create_full("rt-glib", &gopts, &error_abort);
+    opts[0].poll_max_ns = 0;
+    opts[1].run_gcontext = true;
+    for (i = 0; i < 3; i++) {
+        g_autofree char *name = g_strdup_printf("rt%d", i);
+
+        iothreads[i] = iothread_create_full(name, &opts[i], &error_abort);
+    }
     for (i = 0; i < RT_THREADS; i++) {
+        int k = i < 3 ? i : 0;
+
         t[i] = (RtThread){ .index = i };
-        t[i].ctx = iothread_get_aio_context(iothreads[i % 2]);
-        t[i].loop = i % 2 ? "GMainContext" : "aio_poll";
+        t[i].ctx = iothread_get_aio_context(iothreads[k]);
+        t[i].loop = loops[k];
         t[i].bh = aio_bh_new(t[i].ctx, rt_ack_cb, &t[i]);
         qemu_sem_init(&t[i].ack, 0);
     }
@@ -1170,8 +1184,9 @@ static void test_round_trips(void)
     for (i = 0; i < RT_THREADS; i++) {
         qemu_bh_delete(t[i].bh);
     }
-    iothread_destroy(iothreads[0]);
-    iothread_destroy(iothreads[1]);
+    for (i = 0; i < 3; i++) {
+        iothread_destroy(iothreads[i]);
+    }
     /* No callback ran twice: no acknowledgement is left over. */
     for (i = 0; i < RT_THREADS; i++) {
         g_assert_cmpint(qemu_sem_timedwait(&t[i].ack, 0), !=, 0);
@@ -1853,6 +1868,7 @@ static void test_timers_not_early_gsource(void)
 typedef struct PollReady {
     AioContext *ctx;
     EventNotifier e;
+    EventNotifier kick;     /* ends waits; pollable, never ready by polling */
     QEMUTimer bound;        /* ends the waits that nothing else ends */
     bool pending;           /* work for io_poll to find */
     int trues;              /* true returns since the last io_poll_ready */
@@ -1907,6 +1923,16 @@ static void pr_bound_cb(void *opaque)
 {
 }
 
+static bool pr_kick_poll(void *opaque)
+{
+    return false;
+}
+
+static void pr_kick_read(EventNotifier *e)
+{
+    event_notifier_test_and_clear(e);
+}
+
 /*
  * Busy polling on (1 ms window at most); io_poll reports work on every
  * third round.  Every io_poll_ready must follow a true io_poll, through
@@ -1920,6 +1946,7 @@ static void io_poll_ready_run(bool nest)
     GMainContext *gctx = g_main_context_new();
     GSource *src;
     long gsource_ready = 0;
+    int left_polling = 0;
     int round;
 
     pr.ctx = aio_context_new(&error_abort);
@@ -1932,42 +1959,63 @@ static void io_poll_ready_run(bool nest)
     g_assert_cmpint(event_notifier_init(&pr.e, true), ==, 0);
     aio_set_event_notifier(pr.ctx, &pr.e, pr_io_read, pr_io_poll,
                            pr_io_poll_ready);
+    g_assert_cmpint(event_notifier_init(&pr.kick, false), ==, 0);
+    aio_set_event_notifier(pr.ctx, &pr.kick, pr_kick_read, pr_kick_poll,
+                           NULL);
     /*
      * The first fd event puts the handler into the poll set.  With every
      * handler pollable, a poll that does not block (here: the one that
      * takes the notification of set_poll_params) leaves the fds to io_poll
      * and skips the kernel, so it takes a second, blocking one.
      */
-    fprintf(stderr, "DBG notified=%d poll_ns=%ld dis=%d\n", pr.ctx->notified, (long)pr.ctx->poll_ns, pr.ctx->poll_disable_cnt);
-    { bool r = aio_poll(pr.ctx, true); fprintf(stderr, "DBG r=%d n_read=%ld n_poll=%ld\n", r, pr.n_read, pr.n_poll); }
-    g_assert_true(aio_poll(pr.ctx, true) || pr.n_read);
+    g_assert_false(aio_poll(pr.ctx, true));
+    g_assert_true(aio_poll(pr.ctx, true));
     g_assert_cmpint(pr.n_read, ==, 1);
 
     /*
-     * Rounds of four: aio_poll() with work (busy polling finds it and
-     * stays in polling mode), a GLib iteration with work (its prepare
-     * leaves polling mode and its last io_poll finds it), aio_poll()
-     * without work (leaves polling mode to sleep, unless polling used up
-     * the whole timeout), a GLib iteration with work (io_poll_ready only
-     * if the context was still polling).
+     * Rounds of four:
+     * 0. aio_poll() with work: busy polling finds it and the context stays
+     *    in polling mode;
+     * 1. a GLib iteration with work: its prepare leaves polling mode, and
+     *    the last io_poll finds it;
+     * 2. aio_poll() without work, ended by another fd: it polls the window
+     *    in vain, leaves polling mode (a last io_poll, false) and waits (unless
+     *    the thread lost the CPU for the whole 100 ms timeout while polling);
+     * 3. a GLib iteration with work but not polling: no io_poll, so no
+     *    io_poll_ready.
      */
     for (round = 0; round < 400; round++) {
         int phase = round % 4;
+        long before = pr.n_ready;
+        bool started = pr.ctx->poll_started;
 
         pr.pending = phase != 2;
-        if (phase % 2) {
-            long before = pr.n_ready;
-            bool started = pr.ctx->poll_started;
-
+        switch (phase) {
+        case 0:
+            timer_mod_ns(&pr.bound, now_ns() + 200 * SCALE_US);
+            aio_poll(pr.ctx, true);
+            break;
+        case 1:
             g_main_context_iteration(gctx, false);
             if (pr.n_ready > before) {
                 /* Only the prepare of a context that was polling polls. */
                 g_assert_true(started);
                 gsource_ready += pr.n_ready - before;
             }
-        } else {
-            timer_mod_ns(&pr.bound, now_ns() + 200 * SCALE_US);
+            break;
+        case 2:
+            timer_mod_ns(&pr.bound, now_ns() + 100 * SCALE_MS);
+            aio_poll(pr.ctx, false);    /* takes the arming's notification */
+            event_notifier_set(&pr.kick);
             aio_poll(pr.ctx, true);
+            left_polling += !pr.ctx->poll_started;
+            break;
+        case 3:
+            g_main_context_iteration(gctx, false);
+            if (!started) {
+                g_assert_cmpint(pr.n_ready, ==, before);
+            }
+            break;
         }
     }
     g_test_message("io_poll: %ld calls, %ld true; io_poll_ready: %ld "
@@ -1975,13 +2023,16 @@ static void io_poll_ready_run(bool nest)
                    pr.n_true, pr.n_ready, gsource_ready, pr.max_depth);
     g_assert_cmpint(pr.n_ready, >, 0);
     g_assert_cmpint(gsource_ready, >, 0);
+    g_assert_cmpint(left_polling, >, 0);
     g_assert_cmpint(pr.n_ready, <=, pr.n_true);
     g_assert_cmpint(pr.max_depth, ==, 1);
 
     aio_set_event_notifier(pr.ctx, &pr.e, NULL, NULL, NULL);
+    aio_set_event_notifier(pr.ctx, &pr.kick, NULL, NULL, NULL);
     timer_del(&pr.bound);
     ctx_settle(pr.ctx);
     event_notifier_cleanup(&pr.e);
+    event_notifier_cleanup(&pr.kick);
     g_source_destroy(&pr.ctx->source);
     aio_context_unref(pr.ctx);
     g_main_context_unref(gctx);

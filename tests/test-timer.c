@@ -16,6 +16,10 @@
 #include "qemu/atomic.h"
 #include "../src/timer-int.h"
 
+#ifdef CONFIG_LINUX
+#include <sys/prctl.h>
+#endif
+
 /* A cap for loops that wait for another thread; never reached when sane. */
 #define SPIN_CAP 20000000ULL
 
@@ -1245,6 +1249,335 @@ static void test_threads_mod_del_exact_callbacks(void)
     g_free(stress);
 }
 
+/* Timer lists: the published earliest deadline and the list's lock */
+
+#define MODEL_TIMERS 300
+#define MODEL_OPS 59000
+
+typedef struct ModelTimer {
+    QEMUTimer timer;
+    bool pending;
+    int64_t deadline;
+    uint64_t seq;
+    int *fired_log;
+    int *nfired;
+} ModelTimer;
+
+static ModelTimer *model_timers;
+
+static void model_fire_cb(void *opaque)
+{
+    ModelTimer *m = opaque;
+
+    m->fired_log[(*m->nfired)++] = (int)(m - model_timers);
+}
+
+static bool model_before(const ModelTimer *a, const ModelTimer *b)
+{
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+/* The model's earliest pending timer other than @except, or NULL. */
+static ModelTimer *model_first(ModelTimer *except)
+{
+    ModelTimer *first = NULL;
+
+    for (int i = 0; i < MODEL_TIMERS; i++) {
+        ModelTimer *m = &model_timers[i];
+
+        if (m != except && m->pending && (!first || model_before(m, first))) {
+            first = m;
+        }
+    }
+    return first;
+}
+
+static int model_cmp(const void *a, const void *b)
+{
+    const ModelTimer *x = &model_timers[*(const int *)a];
+    const ModelTimer *y = &model_timers[*(const int *)b];
+
+    return model_before(x, y) ? -1 : model_before(y, x);
+}
+
+/*
+ * Random arming, re-arming, anticipating and deleting, checked after every
+ * step against a model: the list's published earliest deadline (which
+ * timer_mod_ns and timer_del now update without a look at the queue when
+ * they can), the queue's own answer, and a notification exactly when the
+ * armed timer became the first.  Deadlines come in phases: a slowly rising
+ * base (the sorted run), small random ones (the heap), and both mixed,
+ * with many ties; the list is emptied now and then, and the heap grows
+ * past its first allocation.  At the end everything fires in (deadline,
+ * arming order).
+ */
+static void test_list_earliest_follows_model(void)
+{
+    QEMUTimerListGroup tlg;
+    QEMUTimerList *tl;
+    NotifyCount n = { 0 };
+    GRand *rand = g_rand_new_with_seed(4242);
+    int *fired_log = g_new(int, MODEL_TIMERS);
+    int *expected = g_new(int, MODEL_TIMERS);
+    int nfired = 0, npending = 0, notified = 0;
+    uint64_t seq = 0;
+
+    model_timers = g_new0(ModelTimer, MODEL_TIMERS);
+    timerlistgroup_init(&tlg, count_notify, &n);
+    tl = tlg.tl[QEMU_CLOCK_HOST];
+    for (int i = 0; i < MODEL_TIMERS; i++) {
+        model_timers[i].fired_log = fired_log;
+        model_timers[i].nfired = &nfired;
+        timer_init_full(&model_timers[i].timer, &tlg, QEMU_CLOCK_HOST,
+                        SCALE_NS, 0, model_fire_cb, &model_timers[i]);
+    }
+    for (int op = 0; op < MODEL_OPS; op++) {
+        ModelTimer *m = &model_timers[g_rand_int_range(rand, 0,
+                                                       MODEL_TIMERS)];
+        int choice = g_rand_int_range(rand, 0, 10);
+        int phase = op / 1000 % 3;
+        int64_t d = phase == 2 || (phase == 0 && g_rand_boolean(rand))
+                    ? op / 8 + g_rand_int_range(rand, 0, 4)
+                    : g_rand_int_range(rand, 0, 16);
+        bool arms = false;
+        ModelTimer *first;
+
+        if (op % 1500 == 1499) {
+            /* Empty the list now and then: both structures start over. */
+            for (int i = 0; i < MODEL_TIMERS; i++) {
+                timer_del(&model_timers[i].timer);
+                model_timers[i].pending = false;
+            }
+            npending = 0;
+            g_assert_cmpint(qatomic_read(&tl->earliest), ==, -1);
+            continue;
+        }
+        if (choice < 6) {
+            timer_mod_ns(&m->timer, d);
+            arms = true;
+        } else if (choice < 8) {
+            arms = !m->pending || d < m->deadline;
+            timer_mod_anticipate_ns(&m->timer, d);
+        } else {
+            timer_del(&m->timer);
+            npending -= m->pending;
+            m->pending = false;
+        }
+        if (arms) {
+            npending += !m->pending;
+            m->pending = true;
+            m->deadline = d;
+            m->seq = seq++;
+            first = model_first(m);
+            notified += !first || model_before(m, first);
+        }
+        first = model_first(NULL);
+        g_assert_cmpint(qatomic_read(&n.count), ==, notified);
+        g_assert_cmpint(qatomic_read(&tl->earliest), ==,
+                        first ? first->deadline : -1);
+        g_assert_cmpint(qaio_int_timerlist_earliest(tl, QEMU_TIMER_ATTR_ALL),
+                        ==, first ? first->deadline : -1);
+        g_assert_cmpint(timer_pending(&m->timer), ==, m->pending);
+        g_assert_cmpuint(qaio_int_timer_queue_count(&tl->queue), ==,
+                         npending);
+    }
+    g_assert_cmpuint(tl->queue.cap, >, 64);
+
+    /* HOST time is far past every deadline: one run fires them all. */
+    npending = 0;
+    for (int i = 0; i < MODEL_TIMERS; i++) {
+        if (model_timers[i].pending) {
+            expected[npending++] = i;
+        }
+    }
+    qsort(expected, npending, sizeof(int), model_cmp);
+    g_assert_cmpint(npending, >, 0);
+    g_assert_true(timerlistgroup_run_timers(&tlg));
+    g_assert_cmpint(nfired, ==, npending);
+    for (int i = 0; i < npending; i++) {
+        g_assert_cmpint(fired_log[i], ==, expected[i]);
+    }
+    g_assert_cmpint(qatomic_read(&tl->earliest), ==, -1);
+    g_assert_false(timerlistgroup_run_timers(&tlg));
+
+    timerlistgroup_deinit(&tlg);
+    g_rand_free(rand);
+    g_free(model_timers);
+    g_free(fired_log);
+    g_free(expected);
+}
+
+/*
+ * Ties between the two structures a list keeps (timer-int.h): a timer armed
+ * at the deadline of the earliest one is not the first, whichever
+ * structure either is in, so it neither notifies nor fires first.
+ */
+static void test_list_ties_across_run_and_heap(void)
+{
+    QEMUTimerListGroup tlg;
+    GArray *log = g_array_new(false, false, sizeof(int));
+    NotifyCount n = { 0 };
+    LogTimer t[6];
+    static const int expected[] = { 3, 1, 2, 4, 5 };
+
+    timerlistgroup_init(&tlg, count_notify, &n);
+    for (int i = 0; i < 6; i++) {
+        log_timer_init(&t[i], &tlg, QEMU_CLOCK_HOST, i, log);
+    }
+    timer_mod_ns(&t[0].timer, 10);      /* empty: starts the run; first */
+    g_assert_cmpint(n.count, ==, 1);
+    timer_mod_ns(&t[1].timer, 5);       /* below the run's tail: heap root */
+    g_assert_cmpint(n.count, ==, 2);
+    timer_del(&t[0].timer);             /* the run is empty, the heap not */
+    timer_mod_ns(&t[2].timer, 5);       /* starts the run, ties the root */
+    g_assert_cmpint(n.count, ==, 2);
+    timer_mod_ns(&t[3].timer, 4);       /* heap, strictly first */
+    g_assert_cmpint(n.count, ==, 3);
+    timer_mod_ns(&t[4].timer, 7);       /* run */
+    timer_mod_ns(&t[5].timer, 7);       /* run, behind t4 */
+    g_assert_cmpint(n.count, ==, 3);
+    g_assert_cmpint(qatomic_read(&tlg.tl[QEMU_CLOCK_HOST]->earliest), ==, 4);
+    g_assert_true(timerlistgroup_run_timers(&tlg));
+    assert_log(log, expected, 5);
+    g_assert_cmpint(n.count, ==, 3);
+    timerlistgroup_deinit(&tlg);
+    g_array_free(log, true);
+}
+
+/*
+ * Deadlines in a coarse scale saturate instead of wrapping: INT64_MAX ms
+ * ("never") stays the farthest deadline, a hugely negative one is due.
+ */
+static void test_timer_coarse_scale_saturates(void)
+{
+    QEMUTimerListGroup tlg;
+    QEMUTimer t;
+
+    timerlistgroup_init(&tlg, ignore_notify, NULL);
+    timer_init_full(&t, &tlg, QEMU_CLOCK_HOST, SCALE_MS, 0, noop_cb, NULL);
+    timer_mod(&t, INT64_MAX);
+    g_assert_cmpuint(timer_expire_time_ns(&t), ==, INT64_MAX);
+    g_assert_false(timer_expired(&t, INT64_MAX / SCALE_MS));
+    g_assert_true(timer_expired(&t, INT64_MAX));
+    timer_mod_anticipate(&t, INT64_MAX / 2);
+    g_assert_cmpuint(timer_expire_time_ns(&t), ==, INT64_MAX);
+    timer_mod_anticipate(&t, 5);
+    g_assert_cmpuint(timer_expire_time_ns(&t), ==, 5 * SCALE_MS);
+    timer_mod(&t, INT64_MIN / 2);
+    g_assert_cmpuint(timer_expire_time_ns(&t), ==, 0);
+    g_assert_true(timerlist_run_timers(tlg.tl[QEMU_CLOCK_HOST]));
+    g_assert_false(timer_pending(&t));
+    timerlistgroup_deinit(&tlg);
+}
+
+typedef struct LockSleeper {
+    QEMUTimer timer;
+    bool done;
+} LockSleeper;
+
+static gpointer lock_sleeper_thread(gpointer opaque)
+{
+    LockSleeper *ls = opaque;
+
+    timer_mod_ns(&ls->timer, 77);       /* blocks until the lock is free */
+    qatomic_set(&ls->done, true);
+    return NULL;
+}
+
+/*
+ * A thread that finds the list's lock held spins briefly, then announces
+ * itself (the lock word goes to 2) and sleeps; the unlock must wake it.
+ */
+static void test_list_lock_wakes_sleeper(void)
+{
+    QEMUTimerListGroup tlg;
+    QEMUTimerList *tl;
+    LockSleeper ls = { .done = false };
+    GThread *thread;
+    uint64_t spins = 0;
+
+    timerlistgroup_init(&tlg, ignore_notify, NULL);
+    tl = tlg.tl[QEMU_CLOCK_HOST];
+    timer_init_full(&ls.timer, &tlg, QEMU_CLOCK_HOST, SCALE_NS, 0, noop_cb,
+                    NULL);
+
+    timer_lock(&tl->active_timers_lock);
+    g_assert_cmpuint(qatomic_read(&tl->active_timers_lock.word), ==, 1);
+    thread = g_thread_new("lock-sleeper", lock_sleeper_thread, &ls);
+    while (qatomic_read(&tl->active_timers_lock.word) != 2) {
+        g_assert_cmpuint(++spins, <, SPIN_CAP);
+        g_thread_yield();
+    }
+    g_assert_false(qatomic_read(&ls.done));
+    timer_unlock(&tl->active_timers_lock);
+    g_thread_join(thread);
+
+    g_assert_true(ls.done);
+    g_assert_cmpuint(qatomic_read(&tl->active_timers_lock.word), ==, 0);
+    g_assert_true(timer_pending(&ls.timer));
+    g_assert_cmpint(qatomic_read(&tl->earliest), ==, 77);
+    timer_del(&ls.timer);
+    g_assert_cmpint(qatomic_read(&tl->earliest), ==, -1);
+    timerlistgroup_deinit(&tlg);
+}
+
+/*
+ * The group functions skip all-empty groups with one test; a timer on any
+ * single clock must still be seen by both.
+ */
+static void test_list_group_sees_each_clock(void)
+{
+    QEMUTimerListGroup tlg;
+    GArray *log = g_array_new(false, false, sizeof(int));
+    LogTimer t[QEMU_CLOCK_MAX];
+
+    timerlistgroup_init(&tlg, ignore_notify, NULL);
+    g_assert_false(timerlistgroup_run_timers(&tlg));
+    g_assert_cmpint(timerlistgroup_deadline_ns(&tlg), ==, -1);
+    for (int type = 0; type < QEMU_CLOCK_MAX; type++) {
+        log_timer_init(&t[type], &tlg, type, type, log);
+
+        timer_mod_ns(&t[type].timer, INT64_MAX);
+        g_assert_cmpint(timerlistgroup_deadline_ns(&tlg), >, 0);
+        g_assert_false(timerlistgroup_run_timers(&tlg));
+        timer_mod_ns(&t[type].timer, 0);
+        g_assert_cmpint(timerlistgroup_deadline_ns(&tlg), ==, 0);
+        g_assert_true(timerlistgroup_run_timers(&tlg));
+        g_assert_cmpuint(log->len, ==, type + 1);
+        g_assert_cmpint(g_array_index(log, int, type), ==, type);
+        g_assert_false(timerlistgroup_run_timers(&tlg));
+        g_assert_cmpint(timerlistgroup_deadline_ns(&tlg), ==, -1);
+    }
+    timerlistgroup_deinit(&tlg);
+    g_array_free(log, true);
+}
+
+#ifdef CONFIG_LINUX
+static gpointer init_clocks_slack_thread(gpointer opaque)
+{
+    int *slack = opaque;
+
+    prctl(PR_SET_TIMERSLACK, 50000UL, 0UL, 0UL, 0UL);
+    slack[0] = prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
+    init_clocks(ignore_notify);
+    slack[1] = prctl(PR_GET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
+    return NULL;
+}
+
+/* init_clocks asks for no timer slack, so ppoll timeouts end on time. */
+static void test_clock_init_clocks_sets_timer_slack(void)
+{
+    int slack[2] = { -1, -1 };
+
+    /* In a thread of its own: the setting is per thread. */
+    g_thread_join(g_thread_new("init-clocks-slack", init_clocks_slack_thread,
+                               slack));
+    g_assert_cmpint(slack[0], ==, 50000);
+    g_assert_cmpint(slack[1], ==, 1);
+}
+#endif
+
 /* Utilities */
 
 static void test_util_timeout_ns_to_ms(void)
@@ -1375,5 +1708,19 @@ int main(int argc, char **argv)
     g_test_add_func("/timer/util/soonest-timeout", test_util_soonest_timeout);
     g_test_add_func("/timer/util/poll-ns", test_util_poll_ns);
     g_test_add_func("/timer/util/host-clocks", test_util_host_clocks);
+    g_test_add_func("/timer/list/earliest-follows-model",
+                    test_list_earliest_follows_model);
+    g_test_add_func("/timer/list/ties-across-run-and-heap",
+                    test_list_ties_across_run_and_heap);
+    g_test_add_func("/timer/timer/coarse-scale-saturates",
+                    test_timer_coarse_scale_saturates);
+    g_test_add_func("/timer/list/lock-wakes-sleeper",
+                    test_list_lock_wakes_sleeper);
+    g_test_add_func("/timer/list/group-sees-each-clock",
+                    test_list_group_sees_each_clock);
+#ifdef CONFIG_LINUX
+    g_test_add_func("/timer/clock/init-clocks-sets-timer-slack",
+                    test_clock_init_clocks_sets_timer_slack);
+#endif
     return g_test_run();
 }

@@ -651,7 +651,10 @@ static inline int64_t qemu_soonest_timeout(int64_t timeout1, int64_t timeout2)
  * qemu_notify_event)
  *
  * The lists exist from program start; this sets their notify callback and
- * may be called again to change it.
+ * may be called again to change it.  On Linux it also sets the calling
+ * thread's timer slack to 1 ns (PR_SET_TIMERSLACK), as QEMU does, so that
+ * its poll timeouts, and those of threads it creates later, end on time
+ * instead of up to 50 us late.
  */
 void init_clocks(QEMUTimerListNotifyCB *notify_cb);
 
