@@ -58,6 +58,11 @@ static void *qaio_run_thread(void *opaque)
         return NULL;
     }
     qemu_set_current_aio_context(ctx);
+    /*
+     * What a QEMU program's threads get from qemu_init_main_loop() (done
+     * before they are created): init_clocks() asks for no timer slack.
+     */
+    init_clocks(NULL);
     run->ret = run->fn(ctx, run->arg);
     aio_context_unref(ctx);
     return NULL;

@@ -27,6 +27,21 @@
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 
+/*
+ * A handler reaches wait() through the kernel (epoll_event.data.ptr), which
+ * orders epoll_ctl() before the epoll_wait() that reports it.
+ * ThreadSanitizer cannot see that edge, so tell it.
+ */
+#ifdef QEMU_SANITIZE_THREAD
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define fdmon_epoll_publish(node)   __tsan_release(node)
+#define fdmon_epoll_received(node)  __tsan_acquire(node)
+#else
+#define fdmon_epoll_publish(node)   ((void)(node))
+#define fdmon_epoll_received(node)  ((void)(node))
+#endif
+
 #define FDMON_EPOLL_THRESHOLD 64
 #define FDMON_EPOLL_MAX_EVENTS 128
 
@@ -64,6 +79,7 @@ static void fdmon_epoll_update(AioContext *ctx, AioHandler *old_node,
     if (watch) {
         event.events = epoll_events_from_pfd(new_node->pfd.events);
         event.data.ptr = new_node;
+        fdmon_epoll_publish(new_node);
         r = epoll_ctl(ctx->epollfd, was_watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
                       new_node->pfd.fd, &event);
         if (r < 0) {
@@ -123,6 +139,7 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
     for (i = 0; i < ret; i++) {
         AioHandler *node = events[i].data.ptr;
 
+        fdmon_epoll_received(node);
         aio_add_ready_handler(ready_list, node,
                               pfd_events_from_epoll(events[i].events));
     }
@@ -155,6 +172,7 @@ bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd)
         if (aio_node_is_deleted(node) || !node->pfd.events) {
             continue;
         }
+        fdmon_epoll_publish(node);
         if (epoll_ctl(ctx->epollfd, EPOLL_CTL_ADD, node->pfd.fd, &event) < 0) {
             ok = false;
             break;

@@ -34,7 +34,7 @@ static __thread TimerRunFrame *run_frames;
 
 /* TimerLock's slow paths (the fast ones are inline in timer-int.h) */
 
-/* Spins this long on a held lock before sleeping: critical sections are short. */
+/* Spins on a held lock before sleeping: critical sections are short. */
 #define TIMER_LOCK_SPINS 100
 
 static inline void timer_lock_relax(void)
