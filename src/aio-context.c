@@ -121,8 +121,15 @@ void aio_context_ref(AioContext *ctx)
     g_source_ref(&ctx->source);
 }
 
+/*
+ * GLib counts references with atomics ThreadSanitizer cannot see (GLib is
+ * not instrumented), so it would take the free in the thread that drops
+ * the last reference for a race with the last use in another thread.
+ * Every unref releases, finalization acquires.
+ */
 void aio_context_unref(AioContext *ctx)
 {
+    qaio_tsan_release(ctx);
     g_source_unref(&ctx->source);
 }
 
@@ -131,6 +138,7 @@ void aio_ctx_finalize(GSource *source)
 {
     AioContext *ctx = (AioContext *)source;
 
+    qaio_tsan_acquire(ctx);         /* pairs with aio_context_unref() */
     aio_co_schedule_cleanup(ctx);
     aio_bh_list_free_all(ctx);
 

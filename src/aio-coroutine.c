@@ -18,25 +18,6 @@
 #include "qemu/error-report.h"
 #include "coroutine-int.h"
 
-#ifdef QEMU_SANITIZE_THREAD
-#include <sanitizer/tsan_interface.h>
-#endif
-
-/*
- * Drop a reference this file took.  GLib counts references with atomics
- * ThreadSanitizer cannot see (GLib is not instrumented), so it would take
- * the free in whichever thread drops the last reference for a race with
- * our last use in another thread.  Release here, acquire in
- * aio_co_schedule_cleanup(), which runs on finalization.
- */
-static void co_ctx_unref(AioContext *ctx)
-{
-#ifdef QEMU_SANITIZE_THREAD
-    __tsan_release(ctx);
-#endif
-    aio_context_unref(ctx);
-}
-
 static void co_schedule_bh_cb(void *opaque)
 {
     AioContext *ctx = opaque;
@@ -64,7 +45,7 @@ static void co_schedule_bh_cb(void *opaque)
         qatomic_set(&co->scheduled, NULL);
         qemu_aio_coroutine_enter(ctx, co);
         /* The reference aio_co_schedule() took. */
-        co_ctx_unref(ctx);
+        aio_context_unref(ctx);
     }
 }
 
@@ -76,10 +57,6 @@ void aio_co_schedule_init(AioContext *ctx)
 
 void aio_co_schedule_cleanup(AioContext *ctx)
 {
-#ifdef QEMU_SANITIZE_THREAD
-    /* Pairs with co_ctx_unref(). */
-    __tsan_acquire(ctx);
-#endif
     /* Each scheduled coroutine holds a reference: none can be left. */
     assert(QSLIST_EMPTY(&ctx->scheduled_coroutines));
     if (ctx->co_schedule_bh) {
@@ -125,7 +102,7 @@ void aio_co_schedule(AioContext *ctx, Coroutine *co)
     QSLIST_INSERT_HEAD_ATOMIC(&ctx->scheduled_coroutines, co,
                               co_scheduled_next);
     qemu_bh_schedule(ctx->co_schedule_bh);
-    co_ctx_unref(ctx);
+    aio_context_unref(ctx);
 }
 
 void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx)

@@ -32,15 +32,8 @@
  * orders epoll_ctl() before the epoll_wait() that reports it.
  * ThreadSanitizer cannot see that edge, so tell it.
  */
-#ifdef QEMU_SANITIZE_THREAD
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define fdmon_epoll_publish(node)   __tsan_release(node)
-#define fdmon_epoll_received(node)  __tsan_acquire(node)
-#else
-#define fdmon_epoll_publish(node)   ((void)(node))
-#define fdmon_epoll_received(node)  ((void)(node))
-#endif
+#define fdmon_epoll_publish(node)   qaio_tsan_release(node)
+#define fdmon_epoll_received(node)  qaio_tsan_acquire(node)
 
 #define FDMON_EPOLL_THRESHOLD 64
 #define FDMON_EPOLL_MAX_EVENTS 128

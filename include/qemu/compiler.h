@@ -82,4 +82,19 @@
 #endif
 #endif
 
+/*
+ * Happens-before edges that ThreadSanitizer cannot see by itself (through
+ * the kernel, or through uninstrumented libraries such as GLib).  Nothing
+ * in other builds.
+ */
+#ifdef QEMU_SANITIZE_THREAD
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define qaio_tsan_acquire(addr) __tsan_acquire((void *)(addr))
+#define qaio_tsan_release(addr) __tsan_release((void *)(addr))
+#else
+#define qaio_tsan_acquire(addr) ((void)(addr))
+#define qaio_tsan_release(addr) ((void)(addr))
+#endif
+
 #endif /* QEMU_COMPILER_H */
