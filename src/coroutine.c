@@ -120,6 +120,20 @@ static bool pool_move_to_global(CoroutinePool *p)
     return moved;
 }
 
+/*
+ * Make sure the thread's pool is handed on when the thread exits: before
+ * the pool first holds anything, whether a terminated coroutine
+ * (pool_put) or a batch taken from the global pool.
+ */
+static void pool_register(CoroutinePool *p)
+{
+    if (unlikely(!p->registered)) {
+        pthread_once(&pool_once, pool_init_once);
+        pthread_setspecific(pool_key, p);
+        p->registered = true;
+    }
+}
+
 /* Refill an empty local pool with a batch from the global pool. */
 static bool pool_take_from_global(CoroutinePool *p)
 {
@@ -128,6 +142,7 @@ static bool pool_take_from_global(CoroutinePool *p)
     if (!qatomic_read(&global_pool.size)) {
         return false;
     }
+    pool_register(p);
     qemu_mutex_lock(&global_pool.lock);
     batch = QSLIST_FIRST(&global_pool.batches);
     if (batch) {
@@ -183,11 +198,7 @@ static bool pool_put(Coroutine *co)
     CoroutinePool *p = &local_pool;
     unsigned max = qatomic_read(&pool_max_size);
 
-    if (unlikely(!p->registered)) {
-        pthread_once(&pool_once, pool_init_once);
-        pthread_setspecific(pool_key, p);
-        p->registered = true;
-    }
+    pool_register(p);
     if (unlikely(p->size >= max)) {
         /* Trim after qemu_coroutine_dec_pool_size, then spill. */
         while (p->size > max) {
