@@ -439,7 +439,9 @@ bool no_coroutine_fn aio_poll(AioContext *ctx, bool blocking);
  *
  * Adds, replaces or (with all callbacks NULL) removes the handler of @fd.
  * Handlers are level-triggered: a read handler that leaves data in the fd
- * runs again in the next iteration.  May be called from any thread and
+ * runs again in the next iteration (under epoll, when more than 128 fds are
+ * ready at once, the rest are served by the following iterations, in
+ * turn).  May be called from any thread and
  * from inside a handler; a removed handler is never called again once this
  * returns in the home thread.
  */
