@@ -28,6 +28,7 @@
  * qemu_co_enter_all_impl() from outside coroutine context too.
  */
 #include "qemu/osdep.h"
+#include "qemu/processor.h"
 #include "qemu/coroutine.h"
 #include "qemu/error-report.h"
 #include "block/aio.h"
@@ -40,17 +41,6 @@ typedef struct CoWaitRecord {
     Coroutine *co;
     QSLIST_ENTRY(CoWaitRecord) next;
 } CoWaitRecord;
-
-static inline void co_lock_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#else
-    barrier();
-#endif
-}
 
 static Coroutine *co_lock_self(const char *func, const void *lock)
 {
@@ -171,7 +161,7 @@ void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex)
          */
         while (waiters == 1 && ++spins < CO_MUTEX_SPIN_MAX &&
                qatomic_read(&mutex->ctx) != ctx) {
-            co_lock_cpu_relax();
+            cpu_relax();
             waiters = qatomic_read(&mutex->locked);
         }
         if (waiters == 0) {

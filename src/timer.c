@@ -16,6 +16,7 @@
  * timer out of the queue, so callbacks may arm or delete any timer.
  */
 #include "qemu/osdep.h"
+#include "qemu/processor.h"
 #include "qemu/timer.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
@@ -37,17 +38,6 @@ static __thread TimerRunFrame *run_frames;
 /* Spins on a held lock before sleeping: critical sections are short. */
 #define TIMER_LOCK_SPINS 100
 
-static inline void timer_lock_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#else
-    barrier();
-#endif
-}
-
 void qaio_int_timer_lock_slow(TimerLock *lock)
 {
     for (int i = 0; i < TIMER_LOCK_SPINS; i++) {
@@ -64,7 +54,7 @@ void qaio_int_timer_lock_slow(TimerLock *lock)
             /* Others sleep already; spinning would only delay joining them. */
             break;
         }
-        timer_lock_relax();
+        cpu_relax();
     }
     /*
      * Take the lock or announce a sleeper: whoever holds it now sees 2 when

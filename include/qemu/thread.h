@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include "qemu/atomic.h"
+#include "qemu/processor.h"
 
 typedef struct QemuMutex {
     pthread_mutex_t lock;
@@ -126,11 +127,7 @@ static inline void qemu_spin_lock(QemuSpin *spin)
 {
     while (unlikely(qatomic_xchg(&spin->value, 1))) {
         while (qatomic_read(&spin->value)) {
-#if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
-#else
-            barrier();
-#endif
+            cpu_relax();
         }
     }
 }
