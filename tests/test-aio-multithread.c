@@ -32,52 +32,7 @@
  */
 #define WATCHDOG_MS 10000
 
-static struct {
-    QemuThread thread;
-    QemuSemaphore stop;
-    const char *what;
-} watchdog;
-
-static unsigned long wd_progress;
-
-static void *watchdog_fn(void *opaque)
-{
-    unsigned long last = qatomic_read(&wd_progress);
-
-    while (qemu_sem_timedwait(&watchdog.stop, WATCHDOG_MS) != 0) {
-        unsigned long now = qatomic_read(&wd_progress);
-
-        if (now == last) {
-            fprintf(stderr, "watchdog: %s made no progress for %d ms "
-                    "(stuck after %lu steps)\n", watchdog.what, WATCHDOG_MS,
-                    now);
-            abort();
-        }
-        last = now;
-    }
-    return NULL;
-}
-
-static void watchdog_start(const char *what)
-{
-    watchdog.what = what;
-    qatomic_set(&wd_progress, 0);
-    qemu_sem_init(&watchdog.stop, 0);
-    qemu_thread_create(&watchdog.thread, "watchdog", watchdog_fn, NULL,
-                       QEMU_THREAD_JOINABLE);
-}
-
-static void watchdog_stop(void)
-{
-    qemu_sem_post(&watchdog.stop);
-    qemu_thread_join(&watchdog.thread);
-    qemu_sem_destroy(&watchdog.stop);
-}
-
-static void progress(void)
-{
-    qatomic_inc(&wd_progress);
-}
+#include "watchdog.h"
 
 static AioContext *ctx_new(void)
 {

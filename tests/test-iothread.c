@@ -33,59 +33,7 @@
  */
 #define WATCHDOG_MS 20000
 
-static struct {
-    QemuThread thread;
-    QemuSemaphore stop;
-    const char *what;
-} watchdog;
-
-static unsigned long wd_progress;
-
-static void *watchdog_fn(void *opaque)
-{
-    unsigned long last = qatomic_read(&wd_progress);
-
-    while (qemu_sem_timedwait(&watchdog.stop, WATCHDOG_MS) != 0) {
-        unsigned long now = qatomic_read(&wd_progress);
-
-        if (now == last) {
-            fprintf(stderr, "watchdog: %s made no progress for %d ms\n",
-                    watchdog.what, WATCHDOG_MS);
-            abort();
-        }
-        last = now;
-    }
-    return NULL;
-}
-
-static void watchdog_start(const char *what)
-{
-    watchdog.what = what;
-    qemu_sem_init(&watchdog.stop, 0);
-    qemu_thread_create(&watchdog.thread, "watchdog", watchdog_fn, NULL,
-                       QEMU_THREAD_JOINABLE);
-}
-
-static void watchdog_stop(void)
-{
-    qemu_sem_post(&watchdog.stop);
-    qemu_thread_join(&watchdog.thread);
-    qemu_sem_destroy(&watchdog.stop);
-}
-
-static void progress(void)
-{
-    qatomic_inc(&wd_progress);
-}
-
-/* qemu_sem_wait() that turns a hang into an abort naming @what. */
-static void sem_wait_checked(QemuSemaphore *sem, const char *what)
-{
-    if (qemu_sem_timedwait(sem, WATCHDOG_MS) != 0) {
-        fprintf(stderr, "watchdog: no %s within %d ms\n", what, WATCHDOG_MS);
-        abort();
-    }
-}
+#include "watchdog.h"
 
 /*
  * Spin until @cond holds, yielding to the other threads; the watchdog
@@ -232,7 +180,7 @@ static void probe_iothread(IOThread *iothread, Probe *p)
 {
     probe_init(p);
     aio_bh_schedule_oneshot(iothread_get_aio_context(iothread), probe_bh, p);
-    sem_wait_checked(&p->done, "BH run in the IOThread");
+    sem_wait_or_abort(&p->done, "BH run in the IOThread");
     qemu_sem_destroy(&p->done);
 }
 
@@ -243,7 +191,7 @@ static void probe_gsource(GMainContext *gctx, GSource *source, Probe *p)
     g_source_set_callback(source, probe_gsource_cb, p, NULL);
     g_source_attach(source, gctx);
     g_source_unref(source);
-    sem_wait_checked(&p->done, "GSource dispatch in the IOThread");
+    sem_wait_or_abort(&p->done, "GSource dispatch in the IOThread");
     qemu_sem_destroy(&p->done);
 }
 
@@ -764,7 +712,7 @@ static void test_stop_from_other_iothread(void)
 
     qemu_sem_init(&sp.done, 0);
     aio_bh_schedule_oneshot(iothread_get_aio_context(a), stop_other_bh, &sp);
-    sem_wait_checked(&sp.done, "stop from another IOThread");
+    sem_wait_or_abort(&sp.done, "stop from another IOThread");
     g_assert_true(thread_gone(b_tid));
 
     iothread_destroy(b);
@@ -828,7 +776,7 @@ static void self_stop_body(bool destroy, bool run_gcontext)
     qemu_sem_init(&ss.returned, 0);
     aio_bh_schedule_oneshot(iothread_get_aio_context(ss.iothread),
                             self_stop_bh, &ss);
-    sem_wait_checked(&ss.returned, "abort or return of the self-stop");
+    sem_wait_or_abort(&ss.returned, "abort or return of the self-stop");
 }
 
 /* Stopping or destroying an IOThread from its own callback aborts. */
@@ -914,7 +862,7 @@ static void check_gcontext_serves_all(IOThread *iothread)
     aio_timer_init(ctx, &timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    probe_timer_cb, &p);
     timer_mod(&timer, qemu_clock_get_ns(QEMU_CLOCK_REALTIME));
-    sem_wait_checked(&p.done, "timer in the IOThread");
+    sem_wait_or_abort(&p.done, "timer in the IOThread");
     g_assert_cmpint(p.tid, ==, tid);
     g_assert_false(timer_pending(&timer));
     timer_deinit(&timer);
@@ -924,7 +872,7 @@ static void check_gcontext_serves_all(IOThread *iothread)
     probe_init(&fp.p);
     aio_set_event_notifier(ctx, &fp.e, fd_probe_read, NULL, NULL);
     event_notifier_set(&fp.e);
-    sem_wait_checked(&fp.p.done, "fd handler in the IOThread");
+    sem_wait_or_abort(&fp.p.done, "fd handler in the IOThread");
     g_assert_cmpint(fp.p.tid, ==, tid);
     aio_set_event_notifier(ctx, &fp.e, NULL, NULL, NULL);
     /* Removed from another thread: a callback may still be returning. */
@@ -982,7 +930,7 @@ static void test_gcontext_from_own_callback(void)
     probe_init(&og.p);
     aio_bh_schedule_oneshot(iothread_get_aio_context(og.iothread),
                             get_own_gcontext_bh, &og);
-    sem_wait_checked(&og.p.done, "GSource dispatch in the IOThread");
+    sem_wait_or_abort(&og.p.done, "GSource dispatch in the IOThread");
     g_assert_cmpint(og.p.tid, ==, iothread_get_thread_id(og.iothread));
     g_assert_true(og.p.thread_default ==
                   iothread_get_g_main_context(og.iothread));

@@ -59,61 +59,7 @@
  */
 #define WATCHDOG_MS 10000
 
-static struct {
-    QemuThread thread;
-    QemuSemaphore stop;
-    const char *what;
-} watchdog;
-
-static unsigned long wd_progress;
-
-static void progress(void)
-{
-    qatomic_inc(&wd_progress);
-}
-
-static void *watchdog_fn(void *opaque)
-{
-    unsigned long last = qatomic_read(&wd_progress);
-
-    while (qemu_sem_timedwait(&watchdog.stop, WATCHDOG_MS) != 0) {
-        unsigned long now = qatomic_read(&wd_progress);
-
-        if (now == last) {
-            fprintf(stderr, "watchdog: %s (QAIO_FDMON=%s) made no progress "
-                    "for %d ms\n", watchdog.what,
-                    g_getenv("QAIO_FDMON") ?: "", WATCHDOG_MS);
-            abort();
-        }
-        last = now;
-    }
-    return NULL;
-}
-
-static void watchdog_start(const char *what)
-{
-    watchdog.what = what;
-    qemu_sem_init(&watchdog.stop, 0);
-    qemu_thread_create(&watchdog.thread, "watchdog", watchdog_fn, NULL,
-                       QEMU_THREAD_JOINABLE);
-}
-
-static void watchdog_stop(void)
-{
-    qemu_sem_post(&watchdog.stop);
-    qemu_thread_join(&watchdog.thread);
-    qemu_sem_destroy(&watchdog.stop);
-}
-
-/* Wait for @sem; abort naming @what if it takes more than WATCHDOG_MS. */
-static void sem_wait_or_abort(QemuSemaphore *sem, const char *what)
-{
-    if (qemu_sem_timedwait(sem, WATCHDOG_MS) != 0) {
-        fprintf(stderr, "watchdog: no %s within %d ms (QAIO_FDMON=%s)\n",
-                what, WATCHDOG_MS, g_getenv("QAIO_FDMON") ?: "");
-        abort();
-    }
-}
+#include "watchdog.h"
 
 /* ---- Helpers ------------------------------------------------------------ */
 
