@@ -2202,8 +2202,11 @@ static void test_idle_cpu(void)
                    "IOThread %" PRId64 " us CPU", (now_ns() - start) / 1000000,
                    cpu / 1000, io0 >= 0 ? io / 1000 : -1);
     g_assert_cmpint(cpu, <, IDLE_CPU_CAP_NS);
-    /* It polled, then slept longer than poll_max_ns: the window halves. */
-    g_assert_cmpint(ctx->poll_ns, ==, IOTHREAD_POLL_MAX_NS_DEFAULT / 2);
+    /*
+     * It polled, then slept longer than poll_max_ns: the window halved, at
+     * least once (a slow run may take more than one long wait to fire).
+     */
+    g_assert_cmpint(ctx->poll_ns, <=, IOTHREAD_POLL_MAX_NS_DEFAULT / 2);
     if (io0 >= 0) {
         g_assert_cmpint(io, <, IDLE_CPU_CAP_NS);
     }
