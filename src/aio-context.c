@@ -17,10 +17,8 @@
 #include "qemu/main-loop.h"
 #include "qaio/fdmon.h"
 #include "qaio/qaio.h"
-
-#ifndef THREAD_POOL_MAX_THREADS_DEFAULT
-#define THREAD_POOL_MAX_THREADS_DEFAULT 64
-#endif
+#include "block/thread-pool.h"
+#include "block/raw-aio.h"
 
 static void aio_timerlist_notify(void *opaque, QEMUClockType type)
 {
@@ -133,12 +131,15 @@ void aio_context_unref(AioContext *ctx)
     g_source_unref(&ctx->source);
 }
 
+static void aio_context_free_engines(AioContext *ctx);
+
 /* GSource finalize(): also the error path of aio_context_new(). */
 void aio_ctx_finalize(GSource *source)
 {
     AioContext *ctx = (AioContext *)source;
 
     qaio_tsan_acquire(ctx);         /* pairs with aio_context_unref() */
+    aio_context_free_engines(ctx);
     aio_co_schedule_cleanup(ctx);
     aio_bh_list_free_all(ctx);
 
@@ -209,20 +210,38 @@ void aio_context_set_thread_pool_params(AioContext *ctx, int64_t min,
     }
     qatomic_set(&ctx->thread_pool_min, (int)min);
     qatomic_set(&ctx->thread_pool_max, (int)max);
+    if (ctx->thread_pool) {
+        thread_pool_update_params(ctx->thread_pool, ctx);
+    }
 }
 
-/* ---- I/O engines (they come with the block I/O layer) ---------------- */
+/* ---- I/O engines: one of each per context, made on first use --------- */
 
 struct ThreadPool *aio_get_thread_pool(AioContext *ctx)
 {
+    if (!ctx->thread_pool) {
+        ctx->thread_pool = thread_pool_new(ctx);
+    }
     return ctx->thread_pool;
 }
 
 struct LinuxAioState *aio_setup_linux_aio(AioContext *ctx, Error **errp)
 {
-    error_setg(errp, "Linux AIO engine is not built yet in this version "
-               "of qaio");
+#ifdef CONFIG_LINUX_AIO
+    if (!ctx->linux_aio) {
+        LinuxAioState *s = laio_init(errp);
+
+        if (!s) {
+            return NULL;
+        }
+        laio_attach_aio_context(s, ctx);
+        ctx->linux_aio = s;
+    }
+    return ctx->linux_aio;
+#else
+    error_setg(errp, "Linux AIO support is not compiled into this qaio");
     return NULL;
+#endif
 }
 
 struct LinuxAioState *aio_get_linux_aio(AioContext *ctx)
@@ -236,9 +255,21 @@ struct LinuxAioState *aio_get_linux_aio(AioContext *ctx)
 
 LuringState *aio_setup_linux_io_uring(AioContext *ctx, Error **errp)
 {
-    error_setg(errp, "io_uring engine is not built yet in this version "
-               "of qaio");
+#ifdef CONFIG_LINUX_IO_URING
+    if (!ctx->linux_io_uring) {
+        LuringState *s = luring_init(errp);
+
+        if (!s) {
+            return NULL;
+        }
+        luring_attach_aio_context(s, ctx);
+        ctx->linux_io_uring = s;
+    }
+    return ctx->linux_io_uring;
+#else
+    error_setg(errp, "io_uring support is not compiled into this qaio");
     return NULL;
+#endif
 }
 
 LuringState *aio_get_linux_io_uring(AioContext *ctx)
@@ -247,6 +278,31 @@ LuringState *aio_get_linux_io_uring(AioContext *ctx)
     return ctx->linux_io_uring;
 #else
     return NULL;
+#endif
+}
+
+/*
+ * The engines go first when a context is destroyed: their completions are
+ * BHs and fd handlers of the context, which must still exist while the
+ * engines drain.
+ */
+static void aio_context_free_engines(AioContext *ctx)
+{
+    thread_pool_free(ctx->thread_pool);
+    ctx->thread_pool = NULL;
+#ifdef CONFIG_LINUX_AIO
+    if (ctx->linux_aio) {
+        laio_detach_aio_context(ctx->linux_aio, ctx);
+        laio_cleanup(ctx->linux_aio);
+        ctx->linux_aio = NULL;
+    }
+#endif
+#ifdef CONFIG_LINUX_IO_URING
+    if (ctx->linux_io_uring) {
+        luring_detach_aio_context(ctx->linux_io_uring, ctx);
+        luring_cleanup(ctx->linux_io_uring);
+        ctx->linux_io_uring = NULL;
+    }
 #endif
 }
 
