@@ -169,6 +169,27 @@ void fdmon_epoll_disable(AioContext *ctx);
 /* fdmon-poll.c */
 void fdmon_poll_cleanup(AioContext *ctx);
 
+#ifdef CONFIG_LINUX_IO_URING
+/*
+ * qaio_io_uring_queue_init: io_uring_queue_init() for every ring the
+ * library creates (engine and fd monitor).  QAIO_DISABLE_IO_URING=1 makes
+ * it fail with -ENOSYS, exactly what a kernel without io_uring (or with
+ * kernel.io_uring_disabled set) returns, so tests take the real fallback
+ * and error paths.
+ */
+static inline int qaio_io_uring_queue_init(unsigned entries,
+                                           struct io_uring *ring,
+                                           unsigned flags)
+{
+    const char *off = g_getenv("QAIO_DISABLE_IO_URING");
+
+    if (off && *off && strcmp(off, "0") != 0) {
+        return -ENOSYS;
+    }
+    return io_uring_queue_init(entries, ring, flags);
+}
+#endif
+
 /* aio-bh.c */
 int64_t aio_bh_timeout(AioContext *ctx);
 void aio_bh_list_free_all(AioContext *ctx);
