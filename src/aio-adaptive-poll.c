@@ -174,6 +174,13 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
         assert(!(max_ns && progress));
     } while (elapsed < max_ns && !fdmon->need_wait(ctx));
 
+    aio_metric_add(ctx, poll_ns, elapsed);
+    if (progress) {
+        aio_metric_add(ctx, poll_hits, 1);
+    } else {
+        aio_metric_add(ctx, poll_misses, 1);
+    }
+
     if (remove_idle_poll_handlers(ctx, ready_list, now)) {
         *timeout = 0;
         progress = true;

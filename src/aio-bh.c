@@ -197,6 +197,7 @@ int aio_bh_poll(AioContext *ctx)
             if (!(flags & BH_IDLE)) {
                 progress = true;
             }
+            aio_metric_add(ctx, bh_calls, 1);
             aio_bh_call(bh);
         }
         if (flags & (BH_DELETED | BH_ONESHOT)) {

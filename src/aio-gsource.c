@@ -76,6 +76,7 @@ void aio_dispatch(AioContext *ctx)
 {
     AioContext *outer = aio_begin_dispatch(ctx);
 
+    aio_metric_add(ctx, iterations, 1);
     qemu_lockcnt_inc(&ctx->list_lock);
     aio_bh_poll(ctx);
     aio_dispatch_handlers(ctx);

@@ -65,6 +65,41 @@ struct QEMUBH {
 };
 
 /*
+ * The loop counters behind qaio/metrics.h.  One writer (the home thread),
+ * readers anywhere: relaxed atomic loads and stores, no read-modify-write,
+ * so counting costs a few plain instructions.
+ */
+typedef struct AioLoopCounters {
+    uint64_t iterations;
+    uint64_t bh_calls;
+    uint64_t fd_dispatches;
+    uint64_t blocking_waits;
+    uint64_t blocked_ns;
+    uint64_t poll_ns;
+    uint64_t poll_hits;
+    uint64_t poll_misses;
+} AioLoopCounters;
+
+/*
+ * Built with -DQAIO_DISABLE_METRICS only for the benchmark that measures
+ * what the counters cost (bench/bench-metrics.c).
+ */
+#ifdef QAIO_DISABLE_METRICS
+#define aio_metric_add(ctx, field, n) ((void)(ctx), (void)(n))
+#define aio_metrics_on() false
+#else
+#define aio_metric_add(ctx, field, n) \
+    aio_counter_add(&aio_priv(ctx)->metrics.field, (n))
+#define aio_metrics_on() true
+#endif
+
+static inline void aio_counter_add(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n,
+                     __ATOMIC_RELAXED);
+}
+
+/*
  * The context as allocated: the public struct plus state nobody outside
  * the library needs.  g_source_new() allocates this size; the public part
  * comes first, so an AioContext pointer is also an AioContextPriv pointer.
@@ -90,6 +125,9 @@ typedef struct AioContextPriv {
 
     /* Consecutive aio_poll() calls that skipped the fd monitor's wait. */
     unsigned skipped_waits;         /* home thread */
+
+    /* qaio/metrics.h: written by the home thread only (aio_metric_add). */
+    AioLoopCounters metrics;
 } AioContextPriv;
 
 static inline AioContextPriv *aio_priv(AioContext *ctx)

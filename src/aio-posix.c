@@ -232,16 +232,24 @@ bool aio_dispatch_handler(AioContext *ctx, AioHandler *node)
             return false;
         }
         node->io_poll_ready(node->opaque);
-        return !aio_handler_is_notifier(ctx, node);
+        if (aio_handler_is_notifier(ctx, node)) {
+            return false;
+        }
+        aio_metric_add(ctx, fd_dispatches, 1);
+        return true;
     }
 
     if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && node->io_read) {
         node->io_read(node->opaque);
         progress = !aio_handler_is_notifier(ctx, node);
+        if (progress) {
+            aio_metric_add(ctx, fd_dispatches, 1);
+        }
     }
     /* io_read may have removed the handler. */
     if ((revents & (G_IO_OUT | G_IO_ERR)) && node->io_write &&
         !aio_node_is_deleted(node)) {
+        aio_metric_add(ctx, fd_dispatches, 1);
         node->io_write(node->opaque);
         progress = true;
     }
@@ -349,6 +357,7 @@ static bool aio_poll_dispatch(AioContext *ctx, AioHandlerList *ready_list)
     AioContext *outer = aio_begin_dispatch(ctx);
     bool progress;
 
+    aio_metric_add(ctx, iterations, 1);
     progress = aio_bh_poll(ctx);
     if (ready_list) {
         progress |= aio_dispatch_ready_handlers(ctx, ready_list);
@@ -444,7 +453,16 @@ bool aio_poll(AioContext *ctx, bool blocking)
         if (aio_poll_set_started(ctx, &ready_list, false, &timeout)) {
             progress = true;
         }
-        aio_fdmon(ctx)->wait(ctx, &ready_list, timeout);
+        if (timeout != 0 && aio_metrics_on()) {
+            int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+
+            aio_fdmon(ctx)->wait(ctx, &ready_list, timeout);
+            aio_metric_add(ctx, blocking_waits, 1);
+            aio_metric_add(ctx, blocked_ns,
+                           qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0);
+        } else {
+            aio_fdmon(ctx)->wait(ctx, &ready_list, timeout);
+        }
     }
 
     if (use_notify_me) {

@@ -148,6 +148,9 @@ struct QEMUTimerList {
     unsigned waiters;
     QemuEvent done_ev;
 
+    /* Callbacks run (qaio/metrics.h): under the lock, read atomically. */
+    uint64_t fired;
+
     /* The clock's chain; all three under the clock's lists_lock. */
     QLIST_ENTRY(QEMUTimerList) list;
     unsigned walkers;                   /* walkers using it unlocked */

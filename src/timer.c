@@ -226,6 +226,7 @@ bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
             qaio_int_timer_queue_remove(&tl->queue, ts);
             publish_earliest(tl);
             qatomic_set(&ts->expire_time, -1);
+            __atomic_store_n(&tl->fired, tl->fired + 1, __ATOMIC_RELAXED);
 
             /* The timer is out of the queue: the callback may re-arm it. */
             timer_unlock(&tl->active_timers_lock);
