@@ -4,11 +4,12 @@
  * Owns QEMUBH: creation, scheduling, cancelling, deletion, and
  * aio_bh_poll(), which runs them in the context's home thread.
  *
- * Threading: qemu_bh_schedule, qemu_bh_cancel, qemu_bh_delete and
- * aio_bh_schedule_oneshot may be called from any thread and from signal
- * handlers: they only use atomic operations on bh->flags and a lock-free
- * push on ctx->bh_list.  aio_bh_poll and aio_bh_call run in the home thread
- * only; the slices (ctx->bh_slice_list) are home-thread data.
+ * Threading: qemu_bh_schedule, qemu_bh_cancel and qemu_bh_delete may be
+ * called from any thread and from signal handlers: they only use atomic
+ * operations on bh->flags and a lock-free push on ctx->bh_list.
+ * aio_bh_schedule_oneshot may be called from any thread, but not from a
+ * signal handler: it allocates.  aio_bh_poll and aio_bh_call run in the
+ * home thread only; the slices (ctx->bh_slice_list) are home-thread data.
  *
  * The protocol: setting BH_PENDING (with an atomic fetch_or) gives the
  * setter the right to push the BH onto ctx->bh_list; the consumer unlinks a

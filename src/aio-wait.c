@@ -26,8 +26,15 @@ void aio_wait_kick(void)
     smp_mb();
 
     if (qatomic_read(&global_aio_wait.num_waiters)) {
-        aio_bh_schedule_oneshot(qemu_get_aio_context(), aio_wait_dummy_bh,
-                                NULL);
+        AioContext *main_ctx = qemu_get_aio_context();
+
+        /*
+         * Without a main loop every waiter polls its own context, where
+         * the completion that called us already runs: nobody to wake.
+         */
+        if (main_ctx) {
+            aio_bh_schedule_oneshot(main_ctx, aio_wait_dummy_bh, NULL);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 /*
  * iothread.c: IOThreads, an AioContext run by a thread of its own
- * (qaio/iothread.h, docs/iothread.md).
+ * (qaio/iothread.h, docs/qaio-iothread.md).
  *
  * Owns struct IOThread, the thread's loop, the lazily created GMainContext
  * and the registry of live IOThreads by name.

@@ -490,7 +490,8 @@ void aio_set_event_notifier_poll(AioContext *ctx,
  * @ctx: the context
  *
  * Attach the returned source to a GMainContext to drive @ctx from GLib.
- * Switches @ctx to an fd monitor GLib can drive.
+ * From then on every fd handler's GPollFD is registered with the source,
+ * so GLib polls the fds itself.
  *
  * Returns: the source, with a new reference for the caller.
  */

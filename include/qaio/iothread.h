@@ -7,8 +7,8 @@
  * the same behaviour through plain functions: create one with a name, hand
  * its AioContext to whatever should run there, stop and destroy it.  The
  * thread's loop, its defaults (adaptive polling with a 32768 ns window) and
- * its optional GMainContext behave as QEMU's do.  docs/iothread.md has the
- * full story.
+ * its optional GMainContext behave as QEMU's do.  docs/qaio-iothread.md has
+ * the full story.
  *
  * Threading: every function may be called from any thread, except that an
  * IOThread cannot stop or destroy itself (from one of its own callbacks):

@@ -70,7 +70,7 @@ AioContext *iohandler_get_aio_context(void);
 /* Whether the calling thread holds the BQL. */
 bool bql_locked(void);
 
-/* True in the main loop's thread, or with the BQL held. */
+/* True in the thread whose current context is the main loop's context. */
 bool qemu_in_main_thread(void);
 
 /* Take the BQL; aborts if this thread holds it already. */
@@ -88,11 +88,13 @@ QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque, const char *name,
                          MemReentrancyGuard *reentrancy_guard);
 
 /**
- * qemu_bh_schedule_idle: schedule @bh without waking the loop for it
+ * qemu_bh_schedule_idle: schedule @bh as idle work
  * @bh: the bottom half
  *
- * The callback runs at the next iteration, and within 10 ms at most; it
- * does not count as progress for aio_poll().
+ * Like qemu_bh_schedule() (it wakes the loop the same way), but the loop
+ * does not treat the BH as urgent: an aio_poll() with nothing else to do
+ * may sleep up to 10 ms before running it, and running it does not count
+ * as progress.
  */
 void qemu_bh_schedule_idle(QEMUBH *bh);
 

@@ -3,9 +3,10 @@
  * locks and threads, under QEMU's names (POSIX implementation).
  *
  * All of these are thread-safe by definition.  A failure of the underlying
- * pthread call means a corrupted object or a programming error (unlocking a
- * mutex one does not hold, destroying a locked one); it aborts with a message
- * naming the function, as QEMU does.
+ * pthread call means a corrupted object or a programming error (destroying a
+ * locked mutex, for instance); it aborts with a message naming the
+ * function, as QEMU does.  Mutexes are default pthread mutexes: unlocking
+ * one this thread does not hold is undefined and not detected.
  */
 #ifndef QEMU_THREAD_H
 #define QEMU_THREAD_H
