@@ -62,6 +62,32 @@ void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
 void qemu_aio_unref(void *p);
 void qemu_aio_ref(void *p);
 
+/**
+ * bdrv_aio_cancel_async: ask for @acb's request to be cancelled
+ * @acb: the request
+ *
+ * Calls @acb's AIOCBInfo.cancel_async, if it has one, and returns.  The
+ * completion callback still runs, later, in the request's context: with
+ * -ECANCELED if the request was cancelled before it started, otherwise
+ * with its normal result.
+ *
+ * Context: the home thread of the context the request completes in.
+ */
+void bdrv_aio_cancel_async(BlockAIOCB *acb);
+
+/**
+ * bdrv_aio_cancel: cancel @acb's request and wait until it has completed
+ * @acb: the request
+ *
+ * Like bdrv_aio_cancel_async(), then runs the calling thread's current
+ * context (AIO_WAIT_WHILE) until the completion callback has run.  @acb
+ * stays valid during the wait and is released on return.
+ *
+ * Context: the home thread of the context the request completes in
+ * (the main thread with the BQL for the main context); not a coroutine.
+ */
+void bdrv_aio_cancel(BlockAIOCB *acb);
+
 /* ---- Callback types -------------------------------------------------- */
 
 typedef struct AioHandler AioHandler;
