@@ -220,7 +220,8 @@ void aio_context_set_thread_pool_params(AioContext *ctx, int64_t min,
 struct ThreadPool *aio_get_thread_pool(AioContext *ctx)
 {
     if (!ctx->thread_pool) {
-        ctx->thread_pool = thread_pool_new(ctx);
+        /* Published for qaio_thread_pool_metrics_get() in other threads. */
+        qatomic_store_release(&ctx->thread_pool, thread_pool_new(ctx));
     }
     return ctx->thread_pool;
 }

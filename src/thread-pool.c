@@ -33,6 +33,8 @@
 #include "block/thread-pool.h"
 #include "qemu/coroutine.h"
 #include "qemu/error-report.h"
+#include "qemu/timer.h"
+#include "qaio/metrics.h"
 #include "thread-pool-int.h"
 
 typedef enum ThreadPoolState {
@@ -56,6 +58,8 @@ typedef struct ThreadPoolElement {
     int state;
     /* Written before the request is published on pool->done. */
     int ret;
+    /* When it was queued (QEMU_CLOCK_REALTIME); for the wait metrics. */
+    int64_t submit_ns;
 
     /* On request_list while QUEUED; under pool->lock. */
     QTAILQ_ENTRY(ThreadPoolElement) reqs;
@@ -94,6 +98,10 @@ struct ThreadPool {
     int idle_timeout_ms;
     /* Under lock; also read atomically by the home thread. */
     bool stopping;
+    /* qaio/metrics.h, under lock: requests running, time spent queued. */
+    int running;
+    uint64_t wait_ns;
+    uint64_t wait_max_ns;
 
     /* Finished requests, newest first; pushed by workers, taken whole. */
     ThreadPoolElement *done;        /* atomic */
@@ -101,7 +109,18 @@ struct ThreadPool {
     /* Home thread only. */
     QSIMPLEQ_HEAD(, ThreadPoolElement) completions;
     int in_flight;                  /* submitted, completion not yet run */
+    /* qaio/metrics.h; home thread writes, any thread reads (relaxed). */
+    uint64_t submitted;
+    uint64_t completed;
+    uint64_t cancelled;
 };
+
+/* A home-thread counter that other threads may read (qaio/metrics.h). */
+static void thread_pool_count(uint64_t *counter)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+}
 
 /* ---- Workers ---------------------------------------------------------- */
 
@@ -201,6 +220,18 @@ static void thread_pool_push_done(ThreadPool *pool, ThreadPoolElement *req)
     }
 }
 
+/* A worker picked @req: account its time in the queue.  Under the lock. */
+static void thread_pool_note_wait(ThreadPool *pool, ThreadPoolElement *req)
+{
+    int64_t waited = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - req->submit_ns;
+    uint64_t w = waited > 0 ? waited : 0;
+
+    pool->wait_ns += w;
+    if (w > pool->wait_max_ns) {
+        pool->wait_max_ns = w;
+    }
+}
+
 static void *thread_pool_worker(void *opaque)
 {
     ThreadPoolWorker *w = opaque;
@@ -232,6 +263,8 @@ static void *thread_pool_worker(void *opaque)
         QTAILQ_REMOVE(&pool->request_list, req, reqs);
         pool->n_queued--;
         qatomic_set(&req->state, THREAD_POOL_ACTIVE);
+        thread_pool_note_wait(pool, req);
+        pool->running++;
         qemu_mutex_unlock(&pool->lock);
 
         ret = req->func(req->arg);
@@ -241,6 +274,7 @@ static void *thread_pool_worker(void *opaque)
         thread_pool_push_done(pool, req);
 
         qemu_mutex_lock(&pool->lock);
+        pool->running--;
     }
 
     /*
@@ -305,6 +339,7 @@ static void thread_pool_completion_bh(void *opaque)
 
         QSIMPLEQ_REMOVE_HEAD(&pool->completions, compl_next);
         pool->in_flight--;
+        thread_pool_count(&pool->completed);
         if (req->common.cb) {
             /*
              * The callback may wait in aio_poll() for a request that is
@@ -341,6 +376,7 @@ static void thread_pool_cancel(BlockAIOCB *acb)
 
     /* We are in the home thread: no need to go through pool->done. */
     if (cancelled) {
+        thread_pool_count(&pool->cancelled);
         QSIMPLEQ_INSERT_TAIL(&pool->completions, req, compl_next);
         qemu_bh_schedule(pool->completion_bh);
     }
@@ -378,7 +414,9 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
     req->func = func;
     req->arg = arg;
     req->state = THREAD_POOL_QUEUED;
+    req->submit_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     pool->in_flight++;
+    thread_pool_count(&pool->submitted);
 
     qemu_mutex_lock(&pool->lock);
     QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
@@ -510,6 +548,31 @@ void thread_pool_free(ThreadPool *pool)
     qemu_cond_destroy(&pool->request_cond);
     qemu_mutex_destroy(&pool->lock);
     g_free(pool);
+}
+
+/* ---- Metrics (qaio/metrics.h) ----------------------------------------- */
+
+bool qaio_thread_pool_metrics_get(AioContext *ctx, QaioThreadPoolMetrics *m)
+{
+    /* Pairs with the release store in aio_get_thread_pool(). */
+    ThreadPool *pool = qatomic_load_acquire(&ctx->thread_pool);
+
+    *m = (QaioThreadPoolMetrics) { 0 };
+    if (!pool) {
+        return false;
+    }
+    m->submitted = __atomic_load_n(&pool->submitted, __ATOMIC_RELAXED);
+    m->completed = __atomic_load_n(&pool->completed, __ATOMIC_RELAXED);
+    m->cancelled = __atomic_load_n(&pool->cancelled, __ATOMIC_RELAXED);
+
+    qemu_mutex_lock(&pool->lock);
+    m->queued = pool->n_queued;
+    m->running = pool->running;
+    m->threads = pool->cur_threads;
+    m->wait_ns = pool->wait_ns;
+    m->wait_max_ns = pool->wait_max_ns;
+    qemu_mutex_unlock(&pool->lock);
+    return true;
 }
 
 /* ---- Test hooks (thread-pool-int.h) ----------------------------------- */

@@ -9,6 +9,7 @@
 #include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "qaio/metrics.h"
+#include "block/thread-pool.h"
 
 static void count_cb(void *opaque)
 {
@@ -297,6 +298,95 @@ static void test_read_from_other_thread(void)
     aio_context_unref(r.ctx);
 }
 
+/* ---- Thread pool metrics ---------------------------------------------- */
+
+typedef struct {
+    QemuSemaphore started;
+    QemuSemaphore release;
+} BlockingJob;
+
+static int blocking_fn(void *opaque)
+{
+    BlockingJob *j = opaque;
+
+    qemu_sem_post(&j->started);
+    qemu_sem_wait(&j->release);
+    return 7;
+}
+
+static int quick_fn(void *opaque)
+{
+    return 1;
+}
+
+static void pool_cb(void *opaque, int ret)
+{
+    int *results = opaque;
+
+    results[ret == -ECANCELED ? 0 : 1]++;
+}
+
+/*
+ * One worker, held busy: the queue depth, the running count and the
+ * cancellations are exact; afterwards every request is accounted for.
+ */
+static void test_thread_pool_counts(void)
+{
+    AioContext *ctx = new_ctx();
+    QaioThreadPoolMetrics m;
+    BlockingJob job;
+    BlockAIOCB *acb[3];
+    int results[2] = { 0, 0 };
+    int i;
+
+    g_assert_false(qaio_thread_pool_metrics_get(ctx, &m));
+    g_assert_cmpuint(m.submitted, ==, 0);
+
+    qemu_set_current_aio_context(ctx);
+    aio_context_set_thread_pool_params(ctx, 0, 1, &error_abort);
+    qemu_sem_init(&job.started, 0);
+    qemu_sem_init(&job.release, 0);
+
+    thread_pool_submit_aio(blocking_fn, &job, pool_cb, results);
+    qemu_sem_wait(&job.started);
+    for (i = 0; i < 3; i++) {
+        acb[i] = thread_pool_submit_aio(quick_fn, NULL, pool_cb, results);
+    }
+
+    g_assert_true(qaio_thread_pool_metrics_get(ctx, &m));
+    g_assert_cmpuint(m.submitted, ==, 4);
+    g_assert_cmpuint(m.running, ==, 1);
+    g_assert_cmpuint(m.queued, ==, 3);
+    g_assert_cmpuint(m.threads, ==, 1);
+    g_assert_cmpuint(m.completed, ==, 0);
+
+    bdrv_aio_cancel_async(acb[0]);
+    bdrv_aio_cancel_async(acb[2]);
+    g_assert_true(qaio_thread_pool_metrics_get(ctx, &m));
+    g_assert_cmpuint(m.cancelled, ==, 2);
+    g_assert_cmpuint(m.queued, ==, 1);
+
+    qemu_sem_post(&job.release);
+    while (results[0] + results[1] < 4) {
+        aio_poll(ctx, true);
+    }
+    g_assert_cmpint(results[0], ==, 2);
+    g_assert_cmpint(results[1], ==, 2);
+
+    g_assert_true(qaio_thread_pool_metrics_get(ctx, &m));
+    g_assert_cmpuint(m.submitted, ==, 4);
+    g_assert_cmpuint(m.completed, ==, 4);
+    g_assert_cmpuint(m.cancelled, ==, 2);
+    g_assert_cmpuint(m.queued, ==, 0);
+    g_assert_cmpuint(m.running, ==, 0);
+    /* Two requests went through the queue; the longest wait is in the sum. */
+    g_assert_cmpuint(m.wait_max_ns, <=, m.wait_ns);
+
+    qemu_sem_destroy(&job.started);
+    qemu_sem_destroy(&job.release);
+    aio_context_unref(ctx);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -311,5 +401,6 @@ int main(int argc, char **argv)
     g_test_add_func("/metrics/gsource-counts", test_gsource_counts);
     g_test_add_func("/metrics/read-from-other-thread",
                     test_read_from_other_thread);
+    g_test_add_func("/metrics/thread-pool-counts", test_thread_pool_counts);
     return g_test_run();
 }
