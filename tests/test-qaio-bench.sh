@@ -165,10 +165,12 @@ echo "# engines available here: $engines null"
 # The table: a header, a line per engine, no stderr.
 if run_ok "table" --count 64 "$data"; then
     if grep -q '^engine  *IOPS  *MiB/s' "$out" &&
-       [ "$(grep -Ec '^(threads|linux-aio|io_uring|null) ' "$out")" -eq 4 ]; then
-        pass "table: header and one line per engine"
+       [ "$(sed '/^$/q' "$out" |
+            grep -Ec '^(threads|linux-aio|io_uring|null) ')" -eq 4 ] &&
+       grep -q '^loop  *iter/req  *BH/req' "$out"; then
+        pass "table: header, one line per engine, loop metrics"
     else
-        fail "table: header and one line per engine"
+        fail "table: header, one line per engine, loop metrics"
     fi
 fi
 

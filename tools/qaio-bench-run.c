@@ -523,8 +523,64 @@ void run_result_clear(RunResult *res)
     memset(res, 0, sizeof(*res));
 }
 
+/* Sum the counters of the contexts that run requests; subtract @base. */
+static void metrics_sum(Bench *b, QaioLoopMetrics *loop,
+                        QaioThreadPoolMetrics *pool)
+{
+    int i;
+
+    memset(loop, 0, sizeof(*loop));
+    memset(pool, 0, sizeof(*pool));
+    for (i = 0; i < b->nworkers; i++) {
+        QaioLoopMetrics l;
+        QaioThreadPoolMetrics p;
+
+        qaio_loop_metrics_get(b->workers[i].ctx, &l);
+        loop->iterations += l.iterations;
+        loop->bh_calls += l.bh_calls;
+        loop->fd_dispatches += l.fd_dispatches;
+        loop->timers_fired += l.timers_fired;
+        loop->blocking_waits += l.blocking_waits;
+        loop->blocked_ns += l.blocked_ns;
+        loop->poll_ns += l.poll_ns;
+        loop->poll_hits += l.poll_hits;
+        loop->poll_misses += l.poll_misses;
+        if (qaio_thread_pool_metrics_get(b->workers[i].ctx, &p)) {
+            pool->submitted += p.submitted;
+            pool->completed += p.completed;
+            pool->cancelled += p.cancelled;
+            pool->wait_ns += p.wait_ns;
+            pool->wait_max_ns = MAX(pool->wait_max_ns, p.wait_max_ns);
+        }
+    }
+}
+
+static void metrics_delta(RunResult *res, const QaioLoopMetrics *l0,
+                          const QaioThreadPoolMetrics *p0)
+{
+    QaioLoopMetrics *l = &res->loop;
+    QaioThreadPoolMetrics *p = &res->pool;
+
+    l->iterations -= l0->iterations;
+    l->bh_calls -= l0->bh_calls;
+    l->fd_dispatches -= l0->fd_dispatches;
+    l->timers_fired -= l0->timers_fired;
+    l->blocking_waits -= l0->blocking_waits;
+    l->blocked_ns -= l0->blocked_ns;
+    l->poll_ns -= l0->poll_ns;
+    l->poll_hits -= l0->poll_hits;
+    l->poll_misses -= l0->poll_misses;
+    p->submitted -= p0->submitted;
+    p->completed -= p0->completed;
+    p->cancelled -= p0->cancelled;
+    p->wait_ns -= p0->wait_ns;
+    /* wait_max_ns stays the all-time maximum: it cannot be subtracted. */
+}
+
 void bench_run(Bench *b, EngineId engine, RunResult *res)
 {
+    QaioLoopMetrics loop0;
+    QaioThreadPoolMetrics pool0;
     const Options *o = b->o;
     double cpu0;
     int64_t end;
@@ -569,6 +625,7 @@ void bench_run(Bench *b, EngineId engine, RunResult *res)
         hist_reset(&w->hist);
     }
 
+    metrics_sum(b, &loop0, &pool0);
     cpu0 = cpu_seconds();
     b->start_ns = b->last_ns = get_clock();
     b->last_completed = 0;
@@ -580,6 +637,9 @@ void bench_run(Bench *b, EngineId engine, RunResult *res)
     wait_workers(b);
     end = get_clock();
     res->cpu_seconds = cpu_seconds() - cpu0;
+    metrics_sum(b, &res->loop, &res->pool);
+    metrics_delta(res, &loop0, &pool0);
+    res->contexts = b->nworkers;
     res->seconds = (double)(end - b->start_ns) / 1e9;
     if (b->show_progress) {
         timer_del(&b->progress);

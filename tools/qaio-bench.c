@@ -607,6 +607,27 @@ static void summarize(const Options *o, const RunResult *r, Summary *s)
     s->cpu_us = r->requests ? r->cpu_seconds * 1e6 / (double)r->requests : 0;
 }
 
+/* The loop and thread pool counters of a run (see qaio/metrics.h). */
+static void print_json_metrics(const RunResult *r)
+{
+    const QaioLoopMetrics *l = &r->loop;
+    const QaioThreadPoolMetrics *p = &r->pool;
+
+    printf("   \"loop\": {\"contexts\": %d, \"iterations\": %" PRIu64
+           ", \"bh_calls\": %" PRIu64 ", \"fd_dispatches\": %" PRIu64
+           ", \"timers_fired\": %" PRIu64 ", \"blocking_waits\": %" PRIu64
+           ",\n            \"blocked_ns\": %" PRIu64 ", \"poll_ns\": %"
+           PRIu64 ", \"poll_hits\": %" PRIu64 ", \"poll_misses\": %"
+           PRIu64 "},\n", r->contexts, l->iterations, l->bh_calls,
+           l->fd_dispatches, l->timers_fired, l->blocking_waits,
+           l->blocked_ns, l->poll_ns, l->poll_hits, l->poll_misses);
+    printf("   \"thread_pool\": {\"submitted\": %" PRIu64
+           ", \"completed\": %" PRIu64 ", \"cancelled\": %" PRIu64
+           ", \"wait_ns\": %" PRIu64 ", \"wait_max_ns\": %" PRIu64 "}",
+           p->submitted, p->completed, p->cancelled, p->wait_ns,
+           p->wait_max_ns);
+}
+
 static void print_json(const Options *o, const BenchFile *f,
                        const RunResult *res, int nres)
 {
@@ -653,9 +674,11 @@ static void print_json(const Options *o, const BenchFile *f,
                    "\"p50\": %.3f, \"p99\": %.3f, \"p99_9\": %.3f, "
                    "\"max\": %.3f},\n"
                    "   \"cpu_us_per_request\": %.3f, \"verified_bytes\": %"
-                   PRIu64 "}", r->requests, r->bytes, r->seconds, s.iops,
+                   PRIu64 ",\n", r->requests, r->bytes, r->seconds, s.iops,
                    s.mib_s, s.mean, s.min, s.p50, s.p99, s.p999, s.max,
                    s.cpu_us, r->verified_bytes);
+            print_json_metrics(r);
+            printf("}");
         } else {
             printf(", \"reason\": ");
             json_string(r->reason ? r->reason : "");
@@ -663,6 +686,49 @@ static void print_json(const Options *o, const BenchFile *f,
         }
     }
     printf("\n ]\n}\n");
+}
+
+/*
+ * What the event loops did per request (qaio/metrics.h): iterations, BH
+ * calls and fd callbacks per request, the share of time the contexts spent
+ * asleep in the kernel, how often busy polling found work, and how long
+ * thread pool requests waited for a worker.
+ */
+static void print_metrics_table(const RunResult *res, int nres)
+{
+    int i;
+
+    printf("\n%-10s %9s %9s %9s %10s %10s %12s\n", "loop", "iter/req",
+           "BH/req", "fd/req", "blocked %", "poll hit %", "pool wait us");
+    for (i = 0; i < nres; i++) {
+        const RunResult *r = &res[i];
+        const QaioLoopMetrics *l = &r->loop;
+        double n = r->requests ? (double)r->requests : 1;
+        double span = r->seconds * 1e9 * (r->contexts ? r->contexts : 1);
+        uint64_t polls = l->poll_hits + l->poll_misses;
+        uint64_t picked = r->pool.submitted - r->pool.cancelled;
+        char hit[16], wait[16];
+
+        if (r->status != RUN_OK) {
+            continue;
+        }
+        if (polls) {
+            snprintf(hit, sizeof(hit), "%.1f", 100.0 * l->poll_hits / polls);
+        } else {
+            snprintf(hit, sizeof(hit), "-");
+        }
+        if (picked) {
+            snprintf(wait, sizeof(wait), "%.1f",
+                     (double)r->pool.wait_ns / picked / 1e3);
+        } else {
+            snprintf(wait, sizeof(wait), "-");
+        }
+        printf("%-10s %9.2f %9.2f %9.2f %10.1f %10s %12s\n",
+               engine_names[r->engine], l->iterations / n, l->bh_calls / n,
+               l->fd_dispatches / n,
+               span > 0 ? 100.0 * (double)l->blocked_ns / span : 0.0,
+               hit, wait);
+    }
 }
 
 static void print_table(const Options *o, const BenchFile *f,
@@ -712,6 +778,7 @@ static void print_table(const Options *o, const BenchFile *f,
     }
     printf("latency: submission to completion; CPU: user + system time of "
            "all threads per request\n");
+    print_metrics_table(res, nres);
 }
 
 /* ---- main ----------------------------------------------------------- */

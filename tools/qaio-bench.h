@@ -14,6 +14,7 @@
 #define QAIO_BENCH_H
 
 #include "qemu/osdep.h"
+#include "qaio/metrics.h"
 
 /* ---- Latency histogram (qaio-bench-hist.c) ---------------------------- */
 
@@ -105,6 +106,13 @@ typedef struct RunResult {
     double seconds;         /* first submission to last completion */
     double cpu_seconds;     /* user + system time of the process */
     Hist *hist;             /* RUN_OK only; owned */
+    /*
+     * What the loops did during the run (qaio/metrics.h): the counters'
+     * growth, summed over the contexts that ran requests.
+     */
+    int contexts;
+    QaioLoopMetrics loop;
+    QaioThreadPoolMetrics pool;     /* counters only; gauges are zero */
 } RunResult;
 
 typedef struct Bench Bench;
