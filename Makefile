@@ -68,13 +68,15 @@ bench: all
 bench-loop: all
 	$(BUILD)/bench/qaio-bench-loop
 
-# The full event-loop comparison: install the peer libraries, reconfigure
-# (--wipe: meson caches a missing header), rebuild, run, keep the JSON.
+# The whole benchmark suite: install the peers (libraries and tools),
+# reconfigure (--wipe: meson caches a missing header), rebuild, run every
+# benchmark, keep the results in bench/results/ and regenerate
+# docs/PERFORMANCE.md from them (bench/run-all.sh).
 bench-peers: deps $(BUILD)/build.ninja
-	scripts/install-deps.sh libuv1-dev libev-dev libevent-dev
+	scripts/install-deps.sh libuv1-dev libev-dev libevent-dev fio qemu-utils
 	meson setup --wipe $(BUILD)
 	ninja -C $(BUILD)
-	$(BUILD)/bench/qaio-bench-loop --full --json bench/results/loop.json
+	bench/run-all.sh $(BUILD)
 
 install: all
 	meson install -C $(BUILD)
