@@ -172,7 +172,12 @@ void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint);
 /* A vector over the caller's array; qemu_iovec_add() is not allowed. */
 void qemu_iovec_init_external(QEMUIOVector *qiov, struct iovec *iov,
                               int niov);
-/* An owned vector describing @len bytes of @source from @offset. */
+/*
+ * A vector describing @len bytes of @source from @offset, without copying
+ * data: embedded when the range lies in one element of @source, owned
+ * otherwise.  Destroy it with qemu_iovec_destroy() either way; do not
+ * qemu_iovec_add() to it.
+ */
 void qemu_iovec_init_slice(QEMUIOVector *qiov, QEMUIOVector *source,
                            size_t offset, size_t len);
 /*
