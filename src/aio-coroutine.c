@@ -57,8 +57,19 @@ void aio_co_schedule_init(AioContext *ctx)
 
 void aio_co_schedule_cleanup(AioContext *ctx)
 {
-    /* Each scheduled coroutine holds a reference: none can be left. */
-    assert(QSLIST_EMPTY(&ctx->scheduled_coroutines));
+    /*
+     * Each scheduled coroutine holds a reference, so none can be left,
+     * unless one was woken while the context was being destroyed: a
+     * coroutine still waiting in thread_pool_submit_co() is woken by the
+     * pool's drain, with nowhere left to run.
+     */
+    if (unlikely(!QSLIST_EMPTY(&ctx->scheduled_coroutines))) {
+        error_report("AioContext %p destroyed while a coroutine was woken "
+                     "into it (e.g. one still waiting in "
+                     "thread_pool_submit_co); let the context's coroutines "
+                     "finish before destroying it", (void *)ctx);
+        abort();
+    }
     if (ctx->co_schedule_bh) {
         qemu_bh_delete(ctx->co_schedule_bh);
         ctx->co_schedule_bh = NULL;
