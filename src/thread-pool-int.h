@@ -18,20 +18,21 @@
  * Set @pool's idle timeout to @ms (> 0) and restart the idle waits of its
  * workers, so that the new value applies at once.
  */
-void qaio_int_thread_pool_set_idle_timeout(ThreadPool *pool, int ms);
+G_GNUC_INTERNAL void qaio_int_thread_pool_set_idle_timeout(ThreadPool *pool,
+                                                           int ms);
 
 /* Workers alive now (started and not yet exited, or being started). */
-int qaio_int_thread_pool_threads(ThreadPool *pool);
+G_GNUC_INTERNAL int qaio_int_thread_pool_threads(ThreadPool *pool);
 
 /*
  * Block until @pool has exactly @n workers, all of them running their loop
  * (so named).  Returns false if that did not happen within @timeout_ms,
  * which a test uses as a hang detector, never as a timing assertion.
  */
-bool qaio_int_thread_pool_wait_threads(ThreadPool *pool, int n,
-                                       int timeout_ms);
+G_GNUC_INTERNAL bool qaio_int_thread_pool_wait_threads(ThreadPool *pool, int n,
+                                                       int timeout_ms);
 
 /* Requests submitted whose completion has not run yet (home thread). */
-int qaio_int_thread_pool_in_flight(ThreadPool *pool);
+G_GNUC_INTERNAL int qaio_int_thread_pool_in_flight(ThreadPool *pool);
 
 #endif /* QAIO_THREAD_POOL_INT_H */

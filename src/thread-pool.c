@@ -98,7 +98,11 @@ struct ThreadPool {
     int idle_timeout_ms;
     /* Under lock; also read atomically by the home thread. */
     bool stopping;
-    /* qaio/metrics.h, under lock: requests running, time spent queued. */
+    /*
+     * qaio/metrics.h.  running: requests in a worker's hands, atomic, and
+     * dropped before the result is published so that a completed request
+     * is never still counted.  The wait times: under lock.
+     */
     int running;
     uint64_t wait_ns;
     uint64_t wait_max_ns;
@@ -264,17 +268,17 @@ static void *thread_pool_worker(void *opaque)
         pool->n_queued--;
         qatomic_set(&req->state, THREAD_POOL_ACTIVE);
         thread_pool_note_wait(pool, req);
-        pool->running++;
+        qatomic_inc(&pool->running);
         qemu_mutex_unlock(&pool->lock);
 
         ret = req->func(req->arg);
 
         req->ret = ret;
         qatomic_set(&req->state, THREAD_POOL_DONE);
+        qatomic_dec(&pool->running);
         thread_pool_push_done(pool, req);
 
         qemu_mutex_lock(&pool->lock);
-        pool->running--;
     }
 
     /*
@@ -567,7 +571,7 @@ bool qaio_thread_pool_metrics_get(AioContext *ctx, QaioThreadPoolMetrics *m)
 
     qemu_mutex_lock(&pool->lock);
     m->queued = pool->n_queued;
-    m->running = pool->running;
+    m->running = qatomic_read(&pool->running);
     m->threads = pool->cur_threads;
     m->wait_ns = pool->wait_ns;
     m->wait_max_ns = pool->wait_max_ns;

@@ -22,7 +22,6 @@
 #include "block/thread-pool.h"
 #include "qapi/error.h"
 #include "qemu/coroutine.h"
-#include "qemu/iov.h"
 #include "qemu/main-loop.h"
 #include "qaio/iothread.h"
 #include "../src/thread-pool-int.h"
@@ -911,189 +910,6 @@ static void test_params_invalid(void)
     }
 }
 
-/* ---- preadv / pwritev through the pool --------------------------------- */
-
-#define BLK 4096
-#define FILE_BLOCKS 1024
-#define FILE_BYTES ((size_t)FILE_BLOCKS * BLK)
-#define MAX_PIECES 8
-
-typedef struct IOReq {
-    int fd;
-    bool write;
-    off_t offset;
-    size_t len;
-    uint8_t *buf;
-    struct iovec iov[MAX_PIECES];
-    unsigned niov;
-    int ret;
-    bool done;
-} IOReq;
-
-static int io_fn(void *opaque)
-{
-    IOReq *r = opaque;
-    struct iovec local[MAX_PIECES];
-    struct iovec *iov = local;
-    unsigned cnt = r->niov;
-    off_t off = r->offset;
-
-    progress();
-    /* Short transfers continue where they stopped. */
-    memcpy(local, r->iov, sizeof(local));
-    while (cnt > 0) {
-        ssize_t n = r->write ? pwritev(r->fd, iov, cnt, off)
-                             : preadv(r->fd, iov, cnt, off);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        if (n == 0) {
-            return -EIO;
-        }
-        off += n;
-        iov_discard_front(&iov, &cnt, n);
-    }
-    return 0;
-}
-
-static int io_done;
-
-static void coroutine_fn io_co_entry(void *opaque)
-{
-    IOReq *r = opaque;
-
-    r->ret = thread_pool_submit_co(io_fn, r);
-    r->done = true;
-    io_done++;
-}
-
-/* Split r->buf into 1 (@single) or 2..MAX_PIECES random pieces. */
-static void io_req_split(IOReq *r, bool single)
-{
-    unsigned pieces = single ? 1 : g_test_rand_int_range(2, MAX_PIECES + 1);
-    size_t cuts[MAX_PIECES + 1];
-    unsigned i, j;
-
-    cuts[0] = 0;
-    cuts[pieces] = r->len;
-    for (i = 1; i < pieces; i++) {
-        cuts[i] = g_test_rand_int_range(1, r->len);
-    }
-    /* Sort the inner cuts (insertion sort; a handful of them). */
-    for (i = 2; i < pieces; i++) {
-        for (j = i; j > 1 && cuts[j - 1] > cuts[j]; j--) {
-            size_t t = cuts[j];
-
-            cuts[j] = cuts[j - 1];
-            cuts[j - 1] = t;
-        }
-    }
-    for (i = 0; i < pieces; i++) {
-        r->iov[i].iov_base = r->buf + cuts[i];
-        r->iov[i].iov_len = cuts[i + 1] - cuts[i];
-    }
-    r->niov = pieces;
-}
-
-static void run_io(AioContext *ctx, IOReq *reqs, int n)
-{
-    int i;
-
-    io_done = 0;
-    for (i = 0; i < n; i++) {
-        aio_co_enter(ctx, qemu_coroutine_create(io_co_entry, &reqs[i]));
-    }
-    for (i = 0; i < MAX_ITERATIONS && io_done < n; i++) {
-        aio_poll(ctx, true);
-    }
-    g_assert_cmpint(io_done, ==, n);
-    for (i = 0; i < n; i++) {
-        g_assert_true(reqs[i].done);
-        g_assert_cmpint(reqs[i].ret, ==, 0);
-    }
-}
-
-static void test_preadv_pwritev(void)
-{
-    AioContext *ctx = qemu_get_aio_context();
-    g_autofree char *path = g_build_filename(g_get_tmp_dir(),
-                                             "qaio-thread-pool-XXXXXX", NULL);
-    g_autofree uint8_t *shadow = g_malloc0(FILE_BYTES);
-    g_autofree uint8_t *whole = g_malloc(FILE_BYTES);
-    enum { NWRITES = 64, NREADS = 64, SLOT = FILE_BLOCKS / NWRITES };
-    IOReq *w = g_new0(IOReq, NWRITES), *r = g_new0(IOReq, NREADS);
-    IOReq full = { 0 };
-    int fd, i;
-    size_t k;
-
-    fd = mkstemp(path);
-    g_assert_cmpint(fd, >=, 0);
-    unlink(path);
-    g_assert_cmpint(ftruncate(fd, FILE_BYTES), ==, 0);
-
-    /*
-     * One write in each slot of 16 blocks (so none overlap and all run at
-     * once), at a random block inside it, 1..8 blocks long, random data;
-     * half in one piece, half in several.
-     */
-    for (i = 0; i < NWRITES; i++) {
-        int first = g_test_rand_int_range(0, SLOT / 2);
-        int blocks = g_test_rand_int_range(1, SLOT / 2 + 1);
-
-        w[i].fd = fd;
-        w[i].write = true;
-        w[i].offset = (off_t)(i * SLOT + first) * BLK;
-        w[i].len = (size_t)blocks * BLK;
-        w[i].buf = g_malloc(w[i].len);
-        for (k = 0; k < w[i].len; k++) {
-            w[i].buf[k] = g_test_rand_int();
-        }
-        io_req_split(&w[i], i % 2 == 0);
-        memcpy(shadow + w[i].offset, w[i].buf, w[i].len);
-    }
-    run_io(ctx, w, NWRITES);
-
-    /* Random aligned reads (overlapping is fine), then compare. */
-    for (i = 0; i < NREADS; i++) {
-        int first = g_test_rand_int_range(0, FILE_BLOCKS - 32);
-        int blocks = g_test_rand_int_range(1, 33);
-
-        r[i].fd = fd;
-        r[i].offset = (off_t)first * BLK;
-        r[i].len = (size_t)blocks * BLK;
-        r[i].buf = g_malloc(r[i].len);
-        memset(r[i].buf, 0xA5, r[i].len);
-        io_req_split(&r[i], i % 2 == 1);
-    }
-    run_io(ctx, r, NREADS);
-    for (i = 0; i < NREADS; i++) {
-        g_assert_cmpmem(r[i].buf, r[i].len, shadow + r[i].offset, r[i].len);
-    }
-
-    /* And the whole file in one request. */
-    full.fd = fd;
-    full.len = FILE_BYTES;
-    full.buf = whole;
-    io_req_split(&full, false);
-    run_io(ctx, &full, 1);
-    g_assert_cmpmem(whole, FILE_BYTES, shadow, FILE_BYTES);
-
-    for (i = 0; i < NWRITES; i++) {
-        g_free(w[i].buf);
-    }
-    for (i = 0; i < NREADS; i++) {
-        g_free(r[i].buf);
-    }
-    g_free(w);
-    g_free(r);
-    close(fd);
-    poll_pool_idle(ctx);
-}
-
 /* ---- Misuse ------------------------------------------------------------ */
 
 static void *submit_without_context_fn(void *opaque)
@@ -1170,7 +986,6 @@ int main(int argc, char **argv)
     g_test_add_func("/thread-pool/params/max-burst", test_params_max_burst);
     g_test_add_func("/thread-pool/params/idle-exit", test_params_idle_exit);
     g_test_add_func("/thread-pool/params/invalid", test_params_invalid);
-    g_test_add_func("/thread-pool/preadv-pwritev", test_preadv_pwritev);
     g_test_add_func("/thread-pool/misuse/submit-without-context",
                     test_submit_without_context_aborts);
     g_test_add_func("/thread-pool/misuse/submit-co-outside-coroutine",

@@ -64,10 +64,13 @@ void laio_cleanup(LinuxAioState *s);
  * @dev_max_batch: the device's batch limit, 0 for the context's default
  *
  * Runs in a coroutine; the engine is the one of the current context
- * (aio_setup_linux_aio() must have succeeded there).
+ * (aio_setup_linux_aio() must have succeeded there).  QEMU_AIO_FLUSH is an
+ * asynchronous fdatasync, submitted whatever the file: where
+ * laio_has_fdsync() says no, it fails with the kernel's -EINVAL.
  *
  * Returns: 0 when the whole request was done, a negative errno otherwise
- * (a short read is completed with zeroes, a short write is -ENOSPC).
+ * (a short read is completed with zeroes, a short write is -ENOSPC; other
+ * request types are -ENOTSUP).
  */
 int coroutine_fn laio_co_submit(int fd, uint64_t offset, QEMUIOVector *qiov,
                                 int type, uint64_t dev_max_batch);
@@ -90,15 +93,17 @@ void luring_cleanup(LuringState *s);
  * @bs: the block device (may be NULL; not used by qaio)
  * @fd: the file
  * @offset: byte offset in the file
- * @qiov: the buffer (NULL for QEMU_AIO_FLUSH)
- * @type: QEMU_AIO_READ, QEMU_AIO_WRITE or QEMU_AIO_FLUSH
+ * @qiov: the buffer (NULL for QEMU_AIO_FLUSH); for QEMU_AIO_DISCARD and
+ *        QEMU_AIO_WRITE_ZEROES only its size counts: the length of the range
+ * @type: QEMU_AIO_READ, QEMU_AIO_WRITE, QEMU_AIO_FLUSH, QEMU_AIO_DISCARD
+ *        (punch a hole) or QEMU_AIO_WRITE_ZEROES
  *
  * Runs in a coroutine; the engine is the one of the current context
  * (aio_setup_linux_io_uring() must have succeeded there).
  *
- * Returns: 0 when the whole request was done, a negative errno otherwise.
- * Short reads are resubmitted for the rest; reading past the end of the
- * file fills the remainder with zeroes.
+ * Returns: 0 when the whole request was done, a negative errno otherwise
+ * (other request types are -ENOTSUP).  Short reads are resubmitted for the
+ * rest; reading past the end of the file fills the remainder with zeroes.
  */
 int coroutine_fn luring_co_submit(BlockDriverState *bs, int fd,
                                   uint64_t offset, QEMUIOVector *qiov,
