@@ -252,6 +252,9 @@ static const BlkIoqOps laio_ops = {
 
 /* ---- Requests --------------------------------------------------------- */
 
+/* The kernel's per-request cap (MAX_RW_COUNT), with 4 KiB pages. */
+#define LAIO_MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
+
 int coroutine_fn laio_co_submit(int fd, uint64_t offset, QEMUIOVector *qiov,
                                 int type, uint64_t dev_max_batch)
 {
@@ -272,6 +275,15 @@ int coroutine_fn laio_co_submit(int fd, uint64_t offset, QEMUIOVector *qiov,
             error_report("laio_co_submit: a %s request needs a QEMUIOVector",
                          req.is_read ? "read" : "write");
             abort();
+        }
+        /*
+         * The kernel transfers at most MAX_RW_COUNT (INT_MAX rounded down
+         * to a page) per request and reports the rest as a short transfer,
+         * which would read as end of file (zero-filled) or a full disk.
+         * io_uring resubmits the rest; Linux AIO refuses instead.
+         */
+        if (qiov->size > LAIO_MAX_RW_COUNT) {
+            return -EINVAL;
         }
         if (qiov->niov == 1) {
             /* IOCB_CMD_PREAD/PWRITE: the kernel copies no iovec. */

@@ -70,7 +70,8 @@ void laio_cleanup(LinuxAioState *s);
  *
  * Returns: 0 when the whole request was done, a negative errno otherwise
  * (a short read is completed with zeroes, a short write is -ENOSPC; other
- * request types are -ENOTSUP).
+ * request types are -ENOTSUP; a read or write of more than 2 GiB - 4 KiB,
+ * the kernel's limit for one request, is -EINVAL).
  */
 int coroutine_fn laio_co_submit(int fd, uint64_t offset, QEMUIOVector *qiov,
                                 int type, uint64_t dev_max_batch);
