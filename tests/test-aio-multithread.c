@@ -718,6 +718,226 @@ static void test_fd_churn_many_default_fdmon(void)
     aio_context_unref(ctx);
 }
 
+/* ---- Another thread acts on a BH while its callback runs ---------------- */
+
+typedef struct RunningData {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int n;                  /* runs; home thread only */
+    bool delete;            /* the helper also deletes the BH */
+    QemuSemaphore in_cb;    /* the first run has started */
+    QemuSemaphore acted;    /* the helper has scheduled (and deleted) */
+} RunningData;
+
+static void running_cb(void *opaque)
+{
+    RunningData *rd = opaque;
+
+    rd->n++;
+    progress();
+    if (rd->n == 1) {
+        qemu_sem_post(&rd->in_cb);
+        sem_wait_or_abort(&rd->acted, "schedule from the helper");
+    }
+}
+
+static void *running_helper(void *opaque)
+{
+    RunningData *rd = opaque;
+
+    sem_wait_or_abort(&rd->in_cb, "first run of the BH");
+    qemu_bh_schedule(rd->bh);
+    qemu_bh_schedule(rd->bh);       /* idempotent: still one more run */
+    if (rd->delete) {
+        qemu_bh_delete(rd->bh);
+    }
+    qemu_sem_post(&rd->acted);
+    return NULL;
+}
+
+/*
+ * The callback blocks until the helper has acted, so the schedule (and
+ * delete) lands while the callback runs.
+ */
+static void bh_act_while_running(bool delete, const char *what)
+{
+    AioContext *ctx = ctx_new();
+    RunningData rd = { .ctx = ctx, .delete = delete };
+    QemuThread thread;
+
+    watchdog_start(what);
+    qemu_sem_init(&rd.in_cb, 0);
+    qemu_sem_init(&rd.acted, 0);
+    rd.bh = aio_bh_new(ctx, running_cb, &rd);
+    qemu_thread_create(&thread, "helper", running_helper, &rd,
+                       QEMU_THREAD_JOINABLE);
+
+    qemu_bh_schedule(rd.bh);
+    g_assert_true(aio_poll(ctx, false));
+    g_assert_cmpint(rd.n, ==, 1);
+    qemu_thread_join(&thread);
+
+    if (!delete) {
+        /* Exactly one more run, and the loop does not sleep before it. */
+        g_assert_cmpint(aio_compute_timeout(ctx), ==, 0);
+        g_assert_true(aio_poll(ctx, true));
+        g_assert_cmpint(rd.n, ==, 2);
+        qemu_bh_delete(rd.bh);
+    }
+    g_assert_false(aio_poll(ctx, false));
+    g_assert_cmpint(rd.n, ==, delete ? 1 : 2);
+    ctx_settle(ctx);
+    watchdog_stop();
+
+    qemu_sem_destroy(&rd.in_cb);
+    qemu_sem_destroy(&rd.acted);
+    aio_context_unref(ctx);
+}
+
+static void test_bh_schedule_while_running(void)
+{
+    bh_act_while_running(false, "bh/schedule-while-running");
+}
+
+static void test_bh_delete_while_running(void)
+{
+    bh_act_while_running(true, "bh/schedule-and-delete-while-running");
+}
+
+/*
+ * Unsynchronised: a helper schedules the BH again as soon as the callback
+ * has acknowledged the previous request, so its schedule races with the
+ * end of the callback and with what aio_bh_poll does after it.  Each
+ * request comes after the run that acknowledged the previous one started,
+ * so each gives exactly one run: none lost, none doubled.
+ */
+#define RACE_ROUNDS 100000
+
+typedef struct RaceData {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int runs;               /* atomic: the helper reads it */
+    QemuSemaphore ack;
+} RaceData;
+
+static void race_cb(void *opaque)
+{
+    RaceData *rc = opaque;
+
+    qatomic_set(&rc->runs, rc->runs + 1);
+    if (rc->runs % 1024 == 0) {
+        progress();
+    }
+    qemu_sem_post(&rc->ack);
+}
+
+static void *race_helper(void *opaque)
+{
+    RaceData *rc = opaque;
+    int i;
+
+    for (i = 0; i < RACE_ROUNDS; i++) {
+        qemu_bh_schedule(rc->bh);
+        sem_wait_or_abort(&rc->ack, "run after a schedule");
+    }
+    return NULL;
+}
+
+static void test_bh_schedule_races_release(void)
+{
+    AioContext *ctx = ctx_new();
+    RaceData rc = { .ctx = ctx };
+    QemuThread thread;
+
+    watchdog_start("bh/schedule-races-release");
+    qemu_sem_init(&rc.ack, 0);
+    rc.bh = aio_bh_new(ctx, race_cb, &rc);
+    qemu_thread_create(&thread, "helper", race_helper, &rc,
+                       QEMU_THREAD_JOINABLE);
+    while (qatomic_read(&rc.runs) < RACE_ROUNDS) {
+        aio_poll(ctx, true);
+    }
+    qemu_thread_join(&thread);
+    ctx_settle(ctx);
+    watchdog_stop();
+
+    g_assert_cmpint(rc.runs, ==, RACE_ROUNDS);
+    qemu_bh_delete(rc.bh);
+    ctx_settle(ctx);
+    qemu_sem_destroy(&rc.ack);
+    aio_context_unref(ctx);
+}
+
+/*
+ * A helper deletes each BH as soon as its callback has started: the
+ * delete races with the end of the callback and with what aio_bh_poll
+ * does after it; the BH is freed by this or a later aio_bh_poll, or by
+ * the context.  AddressSanitizer and ThreadSanitizer check the free;
+ * each runs once.
+ */
+#define DELETE_RACE_BHS 20000
+
+typedef struct DeleteRace {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int runs;               /* home thread only */
+    QemuSemaphore started;
+} DeleteRace;
+
+static void delete_race_cb(void *opaque)
+{
+    DeleteRace *dr = opaque;
+
+    dr->runs++;
+    progress();
+    qemu_sem_post(&dr->started);
+}
+
+static void *delete_race_helper(void *opaque)
+{
+    DeleteRace *items = opaque;
+    int i;
+
+    for (i = 0; i < DELETE_RACE_BHS; i++) {
+        qemu_bh_schedule(items[i].bh);
+        sem_wait_or_abort(&items[i].started, "run of a BH to delete");
+        qemu_bh_delete(items[i].bh);
+    }
+    return NULL;
+}
+
+static void test_bh_delete_races_release(void)
+{
+    AioContext *ctx = ctx_new();
+    DeleteRace *items = g_new0(DeleteRace, DELETE_RACE_BHS);
+    QemuThread thread;
+    int i, done;
+
+    watchdog_start("bh/delete-races-release");
+    for (i = 0; i < DELETE_RACE_BHS; i++) {
+        items[i].ctx = ctx;
+        items[i].bh = aio_bh_new(ctx, delete_race_cb, &items[i]);
+        qemu_sem_init(&items[i].started, 0);
+    }
+    qemu_thread_create(&thread, "deleter", delete_race_helper, items,
+                       QEMU_THREAD_JOINABLE);
+    /* The last BH's run is the last one: items run in order. */
+    while (items[DELETE_RACE_BHS - 1].runs == 0) {
+        aio_poll(ctx, true);
+    }
+    qemu_thread_join(&thread);
+    ctx_settle(ctx);
+    watchdog_stop();
+
+    for (i = 0, done = 0; i < DELETE_RACE_BHS; i++) {
+        done += items[i].runs;
+        qemu_sem_destroy(&items[i].started);
+    }
+    g_assert_cmpint(done, ==, DELETE_RACE_BHS);
+    g_free(items);
+    aio_context_unref(ctx);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -737,6 +957,15 @@ int main(int argc, char **argv)
     g_test_add_func("/aio-mt/fd/add-remove-from-thread", test_fd_churn_few);
     g_test_add_func("/aio-mt/fd/add-remove-many-default-fdmon",
                     test_fd_churn_many_default_fdmon);
+
+    g_test_add_func("/aio-mt/bh/schedule-while-running-runs-once-more",
+                    test_bh_schedule_while_running);
+    g_test_add_func("/aio-mt/bh/schedule-and-delete-while-running",
+                    test_bh_delete_while_running);
+    g_test_add_func("/aio-mt/bh/schedule-races-release",
+                    test_bh_schedule_races_release);
+    g_test_add_func("/aio-mt/bh/delete-races-release",
+                    test_bh_delete_races_release);
 
     return g_test_run();
 }

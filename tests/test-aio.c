@@ -2265,6 +2265,423 @@ static void test_fdmon_epoll_modify_remove_timer(void)
     aio_context_unref(ctx);
 }
 
+/* ---- Bottom halves rescheduled while their callback runs ------------ */
+
+/*
+ * A BH that reschedules itself, next to one scheduled from outside before
+ * each call: each call runs both once, and between calls the timeout says
+ * work is pending (a blocking aio_poll must not sleep).
+ */
+static void test_bh_reschedule_self_with_peer(void)
+{
+    AioContext *ctx = ctx_new();
+    BHData a, b;
+    int i;
+
+    bh_data_init(&a, ctx);
+    bh_data_init(&b, ctx);
+    a.max = 5;
+    qemu_bh_schedule(a.bh);
+
+    for (i = 1; i <= 5; i++) {
+        qemu_bh_schedule(b.bh);
+        g_assert_cmpint(aio_compute_timeout(ctx), ==, 0);
+        if (i % 2) {
+            g_assert_cmpint(aio_bh_poll(ctx), ==, 1);
+        } else {
+            g_assert_true(aio_poll(ctx, true));
+        }
+        g_assert_cmpint(a.n, ==, i);
+        g_assert_cmpint(b.n, ==, i);
+        g_assert_cmpint(aio_compute_timeout(ctx), ==, i < 5 ? 0 : -1);
+    }
+    g_assert_false(aio_poll(ctx, false));
+    g_assert_cmpint(a.n, ==, 5);
+    g_assert_cmpint(b.n, ==, 5);
+
+    qemu_bh_delete(a.bh);
+    qemu_bh_delete(b.bh);
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+}
+
+typedef enum {
+    AGAIN_NOTHING,          /* the second run does nothing */
+    AGAIN_DELETE,           /* ... deletes its own BH */
+    AGAIN_RESCHEDULE,       /* ... schedules it once more */
+} AgainAction;
+
+typedef struct AgainData {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int n;                  /* runs so far */
+    int n_after_nested;     /* n when the nested loop ended */
+    bool reschedule;        /* the first run schedules itself */
+    AgainAction second;
+} AgainData;
+
+/*
+ * The first run waits in a nested loop for its own next run, as a callback
+ * using AIO_WAIT_WHILE would; a blocking aio_poll() that overlooked the
+ * running BH would sleep for ever, so check the timeout first.
+ */
+static void bh_wait_for_own_run_cb(void *opaque)
+{
+    AgainData *ad = opaque;
+    int i;
+
+    ad->n++;
+    if (ad->n == 1) {
+        if (ad->reschedule) {
+            qemu_bh_schedule(ad->bh);
+            for (i = 0; i < MAX_ITERATIONS && ad->n < 2; i++) {
+                /* Scheduled, so a blocking poll must not sleep. */
+                g_assert_cmpint(aio_compute_timeout(ad->ctx), ==, 0);
+                aio_poll(ad->ctx, true);
+            }
+        } else {
+            g_assert_cmpint(aio_compute_timeout(ad->ctx), ==, -1);
+            g_assert_false(aio_poll(ad->ctx, false));
+        }
+        ad->n_after_nested = ad->n;
+    } else if (ad->n == 2) {
+        switch (ad->second) {
+        case AGAIN_NOTHING:
+            break;
+        case AGAIN_DELETE:
+            qemu_bh_delete(ad->bh);
+            ad->bh = NULL;
+            break;
+        case AGAIN_RESCHEDULE:
+            qemu_bh_schedule(ad->bh);
+            break;
+        }
+    }
+}
+
+static void bh_wait_for_own_run(bool reschedule, AgainAction second)
+{
+    AioContext *ctx = ctx_new();
+    AgainData ad = { .ctx = ctx, .reschedule = reschedule, .second = second };
+
+    ad.bh = aio_bh_new(ctx, bh_wait_for_own_run_cb, &ad);
+    qemu_bh_schedule(ad.bh);
+    g_assert_true(aio_poll(ctx, false));
+
+    if (!reschedule) {
+        /* The nested call did not run it, nor did it queue it again. */
+        g_assert_cmpint(ad.n_after_nested, ==, 1);
+        g_assert_cmpint(ad.n, ==, 1);
+        g_assert_false(aio_poll(ctx, false));
+        g_assert_cmpint(ad.n, ==, 1);
+    } else {
+        /* The nested call ran it; the outer one left it alone after. */
+        g_assert_cmpint(ad.n_after_nested, ==, 2);
+        g_assert_cmpint(ad.n, ==, 2);
+        if (second == AGAIN_RESCHEDULE) {
+            g_assert_cmpint(aio_compute_timeout(ctx), ==, 0);
+            g_assert_true(aio_poll(ctx, false));
+            g_assert_cmpint(ad.n, ==, 3);
+        }
+        g_assert_false(aio_poll(ctx, false));
+        g_assert_cmpint(ad.n, ==, second == AGAIN_RESCHEDULE ? 3 : 2);
+    }
+    g_assert_cmpint(aio_compute_timeout(ctx), ==, -1);
+
+    if (ad.bh) {
+        qemu_bh_delete(ad.bh);
+    }
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+}
+
+static void test_bh_nested_poll_without_reschedule(void)
+{
+    bh_wait_for_own_run(false, AGAIN_NOTHING);
+}
+
+static void test_bh_reschedule_then_nested_poll(void)
+{
+    bh_wait_for_own_run(true, AGAIN_NOTHING);
+}
+
+static void test_bh_reschedule_then_nested_poll_deletes(void)
+{
+    bh_wait_for_own_run(true, AGAIN_DELETE);
+}
+
+static void test_bh_reschedule_then_nested_poll_reschedules(void)
+{
+    bh_wait_for_own_run(true, AGAIN_RESCHEDULE);
+}
+
+typedef enum {
+    SELF_SCHEDULE_DELETE,   /* schedule, then delete: freed, not run */
+    SELF_DELETE_IN_NESTED,  /* delete, then a nested poll: freed there */
+    SELF_SCHEDULE_CANCEL,   /* schedule, then cancel: not run again */
+    SELF_SCHEDULE_IDLE,     /* schedule as idle: runs, not progress */
+} SelfAction;
+
+typedef struct SelfData {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int n;
+    SelfAction action;
+    bool nested_result;
+} SelfData;
+
+static void bh_self_action_cb(void *opaque)
+{
+    SelfData *sd = opaque;
+
+    if (++sd->n > 1) {
+        return;
+    }
+    switch (sd->action) {
+    case SELF_SCHEDULE_DELETE:
+        qemu_bh_schedule(sd->bh);
+        qemu_bh_delete(sd->bh);
+        sd->bh = NULL;
+        break;
+    case SELF_DELETE_IN_NESTED:
+        qemu_bh_delete(sd->bh);
+        sd->bh = NULL;
+        sd->nested_result = aio_poll(sd->ctx, false);
+        break;
+    case SELF_SCHEDULE_CANCEL:
+        qemu_bh_schedule(sd->bh);
+        qemu_bh_cancel(sd->bh);
+        break;
+    case SELF_SCHEDULE_IDLE:
+        qemu_bh_schedule_idle(sd->bh);
+        break;
+    }
+}
+
+static void bh_self_action(SelfAction action)
+{
+    AioContext *ctx = ctx_new();
+    SelfData sd = { .ctx = ctx, .action = action };
+
+    sd.bh = aio_bh_new(ctx, bh_self_action_cb, &sd);
+    qemu_bh_schedule(sd.bh);
+    g_assert_true(aio_poll(ctx, false));
+    g_assert_cmpint(sd.n, ==, 1);
+    g_assert_false(sd.nested_result);
+
+    if (action == SELF_SCHEDULE_IDLE) {
+        g_assert_cmpint(aio_compute_timeout(ctx), ==, 10 * SCALE_MS);
+        g_assert_false(aio_poll(ctx, false));
+        g_assert_cmpint(sd.n, ==, 2);
+    }
+    g_assert_cmpint(aio_compute_timeout(ctx), ==, -1);
+    g_assert_false(aio_poll(ctx, false));
+    g_assert_cmpint(sd.n, ==, action == SELF_SCHEDULE_IDLE ? 2 : 1);
+
+    /* The deleted ones are gone already (LeakSanitizer, valgrind). */
+    if (sd.bh) {
+        qemu_bh_delete(sd.bh);
+    }
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+}
+
+static void test_bh_schedule_then_delete_self(void)
+{
+    bh_self_action(SELF_SCHEDULE_DELETE);
+}
+
+static void test_bh_delete_self_then_nested_poll(void)
+{
+    bh_self_action(SELF_DELETE_IN_NESTED);
+}
+
+static void test_bh_schedule_then_cancel_self(void)
+{
+    bh_self_action(SELF_SCHEDULE_CANCEL);
+}
+
+static void test_bh_reschedule_self_idle(void)
+{
+    bh_self_action(SELF_SCHEDULE_IDLE);
+}
+
+/*
+ * A signal handler that interrupts a BH's own callback and schedules or
+ * deletes that BH: the schedule gives exactly one more run, the delete
+ * frees it after the callback.
+ */
+static QEMUBH *signal_self_bh;
+static bool signal_self_delete;
+
+static void sigusr2_handler(int sig)
+{
+    if (signal_self_delete) {
+        qemu_bh_delete(signal_self_bh);
+    } else {
+        qemu_bh_schedule(signal_self_bh);
+    }
+}
+
+static void bh_raise_cb(void *opaque)
+{
+    int *n = opaque;
+
+    if (++*n == 1) {
+        g_assert_cmpint(raise(SIGUSR2), ==, 0);
+    }
+}
+
+static void bh_signal_during_own_cb(bool delete)
+{
+    AioContext *ctx = ctx_new();
+    struct sigaction sa = { .sa_handler = sigusr2_handler };
+    struct sigaction old;
+    int n = 0;
+
+    signal_self_bh = aio_bh_new(ctx, bh_raise_cb, &n);
+    signal_self_delete = delete;
+    sigemptyset(&sa.sa_mask);
+    g_assert_cmpint(sigaction(SIGUSR2, &sa, &old), ==, 0);
+
+    qemu_bh_schedule(signal_self_bh);
+    g_assert_true(aio_poll(ctx, false));
+    g_assert_cmpint(n, ==, 1);
+    if (!delete) {
+        g_assert_true(aio_poll(ctx, true));
+        g_assert_cmpint(n, ==, 2);
+        qemu_bh_delete(signal_self_bh);
+    }
+    g_assert_false(aio_poll(ctx, false));
+    g_assert_cmpint(n, ==, delete ? 1 : 2);
+
+    g_assert_cmpint(sigaction(SIGUSR2, &old, NULL), ==, 0);
+    signal_self_bh = NULL;
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+}
+
+static void test_bh_signal_schedules_running_bh(void)
+{
+    bh_signal_during_own_cb(false);
+}
+
+static void test_bh_signal_deletes_running_bh(void)
+{
+    bh_signal_during_own_cb(true);
+}
+
+/* A BH that rescheduled itself dies with the context too. */
+static void test_context_unref_frees_rescheduled_bhs(void)
+{
+    AioContext *ctx = ctx_new();
+    BHData a;
+
+    bh_data_init(&a, ctx);
+    a.max = 100;
+    qemu_bh_schedule(a.bh);
+    g_assert_true(aio_poll(ctx, false));
+    g_assert_true(aio_poll(ctx, false));
+    g_assert_cmpint(a.n, ==, 2);
+    qemu_bh_delete(a.bh);
+    aio_context_unref(ctx);
+    g_assert_cmpint(a.n, ==, 2);
+}
+
+/*
+ * A timer signal schedules a BH over and over while the home thread runs
+ * it, so the handler lands at arbitrary points of aio_bh_poll(): while the
+ * BH is queued, being dequeued, running, or being finished with.  Each
+ * request must leave the BH visibly scheduled until it runs.  How many
+ * signals land where varies from run to run; a lost schedule is caught
+ * when one does.
+ */
+#define STORM_SIGNALS 20000
+#define STORM_MAX_POLLS 50000000
+
+static QEMUBH *storm_bh;
+static unsigned storm_pending;      /* requests not yet seen by the BH */
+static unsigned storm_signals;
+
+static void storm_handler(int sig)
+{
+    qatomic_inc(&storm_pending);
+    qatomic_inc(&storm_signals);
+    qemu_bh_schedule(storm_bh);
+}
+
+static void storm_cb(void *opaque)
+{
+    int *runs = opaque;
+
+    qatomic_xchg(&storm_pending, 0);
+    /* Every other run reschedules itself, so both ends are exercised. */
+    if (++*runs % 2) {
+        qemu_bh_schedule(storm_bh);
+    }
+}
+
+static void test_bh_signal_storm(void)
+{
+    AioContext *ctx = ctx_new();
+    struct sigaction sa = { .sa_handler = storm_handler };
+    struct itimerval it = {
+        .it_interval = { .tv_usec = 20 },
+        .it_value = { .tv_usec = 20 },
+    };
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    struct timespec zero = { 0, 0 };
+    struct sigaction old;
+    sigset_t alrm, old_mask;
+    int runs = 0;
+    long i;
+
+    storm_bh = aio_bh_new(ctx, storm_cb, &runs);
+    qatomic_set(&storm_pending, 0);
+    qatomic_set(&storm_signals, 0);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    g_assert_cmpint(sigaction(SIGALRM, &sa, &old), ==, 0);
+    g_assert_cmpint(setitimer(ITIMER_REAL, &it, NULL), ==, 0);
+
+    for (i = 0; i < STORM_MAX_POLLS &&
+                qatomic_read(&storm_signals) < STORM_SIGNALS; i++) {
+        /*
+         * Outside aio_poll() nothing runs the BH, so a request seen here
+         * (its handler has returned) must have left it scheduled.
+         */
+        if (qatomic_read(&storm_pending)) {
+            g_assert_cmpint(aio_compute_timeout(ctx), ==, 0);
+        }
+        aio_poll(ctx, false);
+    }
+
+    /*
+     * Consume a signal still pending before the old action comes back:
+     * under valgrind, delivery lags behind the timer.
+     */
+    g_assert_cmpint(setitimer(ITIMER_REAL, &off, NULL), ==, 0);
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    g_assert_cmpint(pthread_sigmask(SIG_BLOCK, &alrm, &old_mask), ==, 0);
+    while (sigtimedwait(&alrm, NULL, &zero) == SIGALRM) {
+        /* drained */
+    }
+    g_assert_cmpint(sigaction(SIGALRM, &old, NULL), ==, 0);
+    g_assert_cmpint(pthread_sigmask(SIG_SETMASK, &old_mask, NULL), ==, 0);
+    for (i = 0; i < MAX_ITERATIONS && aio_poll(ctx, false); i++) {
+        /* let the last requests run */
+    }
+    g_assert_cmpuint(qatomic_read(&storm_pending), ==, 0);
+    g_assert_false(aio_poll(ctx, false));
+    g_test_message("%u signals, %d runs", storm_signals, runs);
+
+    qemu_bh_delete(storm_bh);
+    storm_bh = NULL;
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -2369,6 +2786,33 @@ int main(int argc, char **argv)
                     test_fdmon_switch_only_as_sole_walker);
     g_test_add_func("/aio/fdmon/epoll-modify-remove-timer",
                     test_fdmon_epoll_modify_remove_timer);
+
+    g_test_add_func("/aio/bh/running/reschedule-self-with-peer",
+                    test_bh_reschedule_self_with_peer);
+    g_test_add_func("/aio/bh/running/nested-poll-without-reschedule",
+                    test_bh_nested_poll_without_reschedule);
+    g_test_add_func("/aio/bh/running/reschedule-then-nested-poll-runs-it",
+                    test_bh_reschedule_then_nested_poll);
+    g_test_add_func("/aio/bh/running/nested-run-deletes-itself",
+                    test_bh_reschedule_then_nested_poll_deletes);
+    g_test_add_func("/aio/bh/running/nested-run-reschedules-itself",
+                    test_bh_reschedule_then_nested_poll_reschedules);
+    g_test_add_func("/aio/bh/running/schedule-then-delete-self",
+                    test_bh_schedule_then_delete_self);
+    g_test_add_func("/aio/bh/running/delete-self-then-nested-poll",
+                    test_bh_delete_self_then_nested_poll);
+    g_test_add_func("/aio/bh/running/schedule-then-cancel-self",
+                    test_bh_schedule_then_cancel_self);
+    g_test_add_func("/aio/bh/running/reschedule-self-idle",
+                    test_bh_reschedule_self_idle);
+    g_test_add_func("/aio/bh/running/signal-schedules-running-bh",
+                    test_bh_signal_schedules_running_bh);
+    g_test_add_func("/aio/bh/running/signal-deletes-running-bh",
+                    test_bh_signal_deletes_running_bh);
+    g_test_add_func("/aio/bh/running/signal-storm-loses-nothing",
+                    test_bh_signal_storm);
+    g_test_add_func("/aio/context/unref-frees-self-rescheduled-bhs",
+                    test_context_unref_frees_rescheduled_bhs);
 
     return g_test_run();
 }
