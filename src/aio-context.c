@@ -26,13 +26,17 @@ static void aio_timerlist_notify(void *opaque, QEMUClockType type)
 }
 
 /*
- * Pick the fd monitor.  QAIO_FDMON=poll|epoll forces one; otherwise start
- * on poll(2) and let fdmon-poll move to epoll when the fd count grows.
+ * Pick the fd monitor.  QAIO_FDMON=poll|epoll|io_uring forces one;
+ * otherwise io_uring if a ring can be created, else start on poll(2) and
+ * let fdmon-poll move to epoll when the fd count grows.  A forced io_uring
+ * that cannot be had warns once and takes the default without it.
  */
 void aio_context_setup(AioContext *ctx)
 {
     AioContextPriv *priv = aio_priv(ctx);
     const char *want = g_getenv("QAIO_FDMON");
+    bool want_io_uring = want && !strcmp(want, "io_uring");
+    int ret;
 
     qatomic_set(&ctx->fdmon_ops, &fdmon_poll_ops);
     ctx->epollfd = -1;
@@ -42,21 +46,34 @@ void aio_context_setup(AioContext *ctx)
         return;
     }
 
-    fdmon_epoll_setup(ctx);
-
     if (want && !strcmp(want, "epoll")) {
+        fdmon_epoll_setup(ctx);
         priv->fdmon_forced = true;
         if (ctx->epollfd >= 0) {
             qatomic_set(&ctx->fdmon_ops, &fdmon_epoll_ops);
         }
-    } else if (want && *want) {
-        warn_report_once("QAIO_FDMON=%s is not a known fd monitor "
-                         "(poll, epoll); using the default", want);
+        return;
     }
+    if (want && *want && !want_io_uring) {
+        warn_report_once("QAIO_FDMON=%s is not a known fd monitor "
+                         "(poll, epoll, io_uring); using the default", want);
+    }
+
+    /* No epoll fd for now: fdmon-io-uring makes one if it leaves. */
+    ret = fdmon_io_uring_setup(ctx);
+    if (ret == 0) {
+        return;
+    }
+    if (want_io_uring) {
+        warn_report_once("QAIO_FDMON=io_uring: cannot create an io_uring "
+                         "(%s); using the default", strerror(-ret));
+    }
+    fdmon_epoll_setup(ctx);
 }
 
 void aio_context_destroy(AioContext *ctx)
 {
+    fdmon_io_uring_destroy(ctx);
     if (ctx->epollfd >= 0) {
         close(ctx->epollfd);
         ctx->epollfd = -1;
@@ -71,6 +88,11 @@ const char *qaio_fdmon_name(AioContext *ctx)
     if (ops == &fdmon_epoll_ops) {
         return "epoll";
     }
+#ifdef CONFIG_LINUX_IO_URING
+    if (ops == &fdmon_io_uring_ops) {
+        return "io_uring";
+    }
+#endif
     return "poll";
 }
 

@@ -91,6 +91,9 @@ static gboolean aio_ctx_prepare(GSource *source, gint *timeout)
 {
     AioContext *ctx = (AioContext *)source;
 
+    /* Finish a move off io_uring that aio_get_g_source() had to defer. */
+    fdmon_io_uring_gsource_prepare(ctx);
+
     /* Model: tests/model/aio-notify.pml (-DGSOURCE). */
     qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) | 1);
 

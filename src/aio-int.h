@@ -32,7 +32,7 @@ struct AioHandler {
     QLIST_ENTRY(AioHandler) node_poll;      /* ctx->poll_aio_handlers */
 #ifdef CONFIG_LINUX_IO_URING
     QSLIST_ENTRY(AioHandler) node_submitted; /* ctx->submit_list */
-    unsigned flags;                         /* FDMON_IO_URING_* */
+    unsigned flags;                 /* FDMON_IO_URING_*: atomic RMW only */
 #endif
     /*
      * Set (atomically, under list_lock) when the handler is removed while
@@ -44,6 +44,24 @@ struct AioHandler {
     /* io_poll returned true: dispatch calls io_poll_ready. */
     bool poll_ready;
 };
+
+#ifdef CONFIG_LINUX_IO_URING
+/*
+ * AioHandler.flags, owned by fdmon-io-uring.c.  update() sets PENDING, ADD
+ * and REMOVE from any thread while the home thread changes the others, so
+ * every change is an atomic read-modify-write.
+ */
+enum {
+    FDMON_IO_URING_PENDING    = (1 << 0),   /* on ctx->submit_list */
+    FDMON_IO_URING_ADD        = (1 << 1),   /* arm a poll request */
+    FDMON_IO_URING_REMOVE     = (1 << 2),   /* removed; the monitor keeps it */
+    FDMON_IO_URING_ARMED      = (1 << 3),   /* a poll request is in the ring */
+    FDMON_IO_URING_MULTISHOT  = (1 << 4),   /* ... and it is multishot */
+    FDMON_IO_URING_CANCELLING = (1 << 5),   /* its poll_remove is submitted */
+    FDMON_IO_URING_RECHECK    = (1 << 6),   /* on the recheck list */
+    FDMON_IO_URING_DEQUEUED   = (1 << 7),   /* its REMOVE was taken */
+};
+#endif
 
 /* Bottom half flags, updated with atomic read-modify-write operations. */
 enum {
@@ -128,6 +146,25 @@ typedef struct AioContextPriv {
 
     /* qaio/metrics.h: written by the home thread only (aio_metric_add). */
     AioLoopCounters metrics;
+
+#ifdef CONFIG_LINUX_IO_URING
+    /*
+     * fdmon-io-uring.  io_uring_ok: ctx->fdmon_io_uring exists; cleared
+     * under list_lock while nobody walks.  io_uring_leave (atomic): GLib
+     * drives the context, move to poll at the next chance.
+     * io_uring_removals (atomic): removed handlers on the submit list.  The
+     * recheck list belongs to the home thread inside wait() (and to
+     * whoever leaves io_uring, with list_lock held and no walkers).
+     */
+    bool io_uring_ok;
+    bool io_uring_multishot;        /* home thread */
+    bool io_uring_leave;
+    unsigned io_uring_removals;
+    AioHandler **io_uring_recheck;
+    GPollFD *io_uring_recheck_pfds;
+    unsigned io_uring_nrecheck;
+    unsigned io_uring_recheck_alloc;
+#endif
 } AioContextPriv;
 
 static inline AioContextPriv *aio_priv(AioContext *ctx)
@@ -195,9 +232,27 @@ static inline void aio_handlers_insert_head(AioHandlerList *head,
     qatomic_rcu_set(&head->lh_first, node);
 }
 
+/*
+ * Did the fd monitor's update() keep removed @node for itself?  Then the
+ * kernel may still hand the node back in a completion, and it is freed
+ * only after the monitor passes it to aio_release_removed_handler().
+ * Under list_lock.
+ */
+static inline bool aio_node_held_by_fdmon(AioHandler *node)
+{
+#ifdef CONFIG_LINUX_IO_URING
+    return qatomic_read(&node->flags) & FDMON_IO_URING_REMOVE;
+#else
+    return false;
+#endif
+}
+
 /* The fd monitors (one file each) and the only place that picks one. */
 extern const FDMonOps fdmon_poll_ops;
 extern const FDMonOps fdmon_epoll_ops;
+#ifdef CONFIG_LINUX_IO_URING
+extern const FDMonOps fdmon_io_uring_ops;
+#endif
 
 /* fdmon-epoll.c */
 bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd);
@@ -206,6 +261,29 @@ void fdmon_epoll_disable(AioContext *ctx);
 
 /* fdmon-poll.c */
 void fdmon_poll_cleanup(AioContext *ctx);
+
+/* fdmon-io-uring.c; without io_uring, stubs that do nothing. */
+#ifdef CONFIG_LINUX_IO_URING
+int fdmon_io_uring_setup(AioContext *ctx);
+void fdmon_io_uring_destroy(AioContext *ctx);
+bool fdmon_io_uring_use_g_source(AioContext *ctx);
+void fdmon_io_uring_gsource_prepare(AioContext *ctx);
+#else
+static inline int fdmon_io_uring_setup(AioContext *ctx)
+{
+    return -ENOSYS;
+}
+static inline void fdmon_io_uring_destroy(AioContext *ctx)
+{
+}
+static inline bool fdmon_io_uring_use_g_source(AioContext *ctx)
+{
+    return false;
+}
+static inline void fdmon_io_uring_gsource_prepare(AioContext *ctx)
+{
+}
+#endif
 
 #ifdef CONFIG_LINUX_IO_URING
 /*
@@ -244,6 +322,7 @@ void aio_poll_handler_became_active(AioContext *ctx, AioHandler *node);
 bool aio_dispatch_handler(AioContext *ctx, AioHandler *node);
 void aio_free_deleted_handlers(AioContext *ctx);
 void aio_free_all_handlers(AioContext *ctx);
+void aio_release_removed_handler(AioContext *ctx, AioHandler *node);
 
 /* aio-notify.c: the context's own notifier and its callbacks. */
 void aio_context_notifier_register(AioContext *ctx);

@@ -11,7 +11,8 @@
  * dispatch functions run in the home thread as list walkers (list_lock
  * counted).  A node removed while walkers exist is marked deleted and kept
  * on ctx->deleted_aio_handlers until aio_free_deleted_handlers() finds the
- * home thread to be the only walker.
+ * home thread to be the only walker.  A node the fd monitor keeps after
+ * removal (io_uring) joins that list only when the monitor releases it.
  */
 #include "qemu/osdep.h"
 #include "aio-int.h"
@@ -49,10 +50,16 @@ static void aio_source_remove_poll(AioContext *ctx, AioHandler *node)
     }
 }
 
+/*
+ * GLib cannot poll the handlers through an io_uring, so the context also
+ * leaves that monitor for poll(2) (fdmon_io_uring_use_g_source()); if it
+ * cannot do so at once, the home thread is woken to do it.
+ */
 void aio_context_use_g_source(AioContext *ctx)
 {
     AioContextPriv *priv = aio_priv(ctx);
     AioHandler *node;
+    bool wake;
 
     qemu_lockcnt_lock(&ctx->list_lock);
     if (!priv->g_source_polls) {
@@ -63,7 +70,11 @@ void aio_context_use_g_source(AioContext *ctx)
             }
         }
     }
+    wake = fdmon_io_uring_use_g_source(ctx);
     qemu_lockcnt_unlock(&ctx->list_lock);
+    if (wake) {
+        aio_notify(ctx);
+    }
 }
 
 /* The live handler of @fd, or NULL.  Called with list_lock held. */
@@ -73,26 +84,55 @@ static AioHandler *aio_find_handler(AioContext *ctx, int fd)
                                GINT_TO_POINTER(fd));
 }
 
+/* Queue deleted @node for aio_free_deleted_handlers().  Under list_lock. */
+static void aio_deleted_list_push(AioContext *ctx, AioHandler *node)
+{
+    AioHandler *first = ctx->deleted_aio_handlers.lh_first;
+
+    /* The home thread peeks at the head without the lock. */
+    node->node_deleted.le_next = first;
+    node->node_deleted.le_prev = &ctx->deleted_aio_handlers.lh_first;
+    if (first) {
+        first->node_deleted.le_prev = &node->node_deleted.le_next;
+    }
+    qatomic_set(&ctx->deleted_aio_handlers.lh_first, node);
+}
+
+/*
+ * The fd monitor no longer needs removed @node, which it kept (see
+ * aio_node_held_by_fdmon()): free it with the other deleted handlers.
+ * Called with list_lock held.
+ */
+void aio_release_removed_handler(AioContext *ctx, AioHandler *node)
+{
+    assert(aio_node_is_deleted(node));
+    aio_deleted_list_push(ctx, node);
+}
+
 /*
  * Take @node off the context.  Returns true if the caller may free it now,
- * false if walkers exist and aio_free_deleted_handlers() will.
- * Called with list_lock held.
+ * false if walkers exist and aio_free_deleted_handlers() will, or if the
+ * fd monitor kept the node.  Called with list_lock held, after the fd
+ * monitor's update().
  */
 static bool aio_remove_fd_handler(AioContext *ctx, AioHandler *node)
 {
     aio_source_remove_poll(ctx, node);
 
-    if (qemu_lockcnt_count(&ctx->list_lock)) {
-        AioHandler *first = ctx->deleted_aio_handlers.lh_first;
-
+    if (aio_node_held_by_fdmon(node)) {
+        /*
+         * The kernel may still return the node in a completion (io_uring
+         * user_data).  Walkers skip it from now on, but it stays on
+         * aio_handlers until the monitor calls
+         * aio_release_removed_handler(), even if nobody walks right now.
+         */
         qatomic_set(&node->deleted, true);
-        /* The home thread peeks at the head without the lock. */
-        node->node_deleted.le_next = first;
-        node->node_deleted.le_prev = &ctx->deleted_aio_handlers.lh_first;
-        if (first) {
-            first->node_deleted.le_prev = &node->node_deleted.le_next;
-        }
-        qatomic_set(&ctx->deleted_aio_handlers.lh_first, node);
+        return false;
+    }
+
+    if (qemu_lockcnt_count(&ctx->list_lock)) {
+        qatomic_set(&node->deleted, true);
+        aio_deleted_list_push(ctx, node);
         return false;
     }
 
@@ -149,6 +189,9 @@ void aio_set_fd_handler(AioContext *ctx, int fd,
         }
     }
 
+    /* First: update() decides whether the monitor keeps a removed node. */
+    aio_fdmon(ctx)->update(ctx, node, new_node);
+
     if (node) {
         if (!node->io_poll) {
             poll_disable_delta--;
@@ -162,7 +205,6 @@ void aio_set_fd_handler(AioContext *ctx, int fd,
         g_hash_table_remove(aio_priv(ctx)->fd_handlers, GINT_TO_POINTER(fd));
     }
 
-    aio_fdmon(ctx)->update(ctx, node, new_node);
     if (free_node) {
         g_free(node);
     }
@@ -303,7 +345,8 @@ void aio_free_all_handlers(AioContext *ctx)
         QLIST_REMOVE(node, node);
         QLIST_SAFE_REMOVE(node, node_poll);
         if (aio_node_is_deleted(node)) {
-            QLIST_REMOVE(node, node_deleted);
+            /* Not on the list if the fd monitor still held it. */
+            QLIST_SAFE_REMOVE(node, node_deleted);
         } else {
             aio_source_remove_poll(ctx, node);
         }

@@ -703,8 +703,11 @@ static void test_fd_churn_many_default_fdmon(void)
     char *saved = g_strdup(g_getenv("QAIO_FDMON"));
     AioContext *ctx;
 
+    /* The default without io_uring, which starts on poll. */
     g_unsetenv("QAIO_FDMON");
+    g_setenv("QAIO_DISABLE_IO_URING", "1", true);
     ctx = ctx_new();
+    g_unsetenv("QAIO_DISABLE_IO_URING");
     if (saved) {
         g_setenv("QAIO_FDMON", saved, true);
     }

@@ -760,6 +760,24 @@ static void test_bh_schedule_from_signal(void)
 
 /* ---- Context life ---------------------------------------------------- */
 
+/* Can this process create an io_uring?  Then contexts use it by default. */
+static bool io_uring_works(void)
+{
+#ifdef CONFIG_LINUX_IO_URING
+    const char *off = g_getenv("QAIO_DISABLE_IO_URING");
+    struct io_uring ring;
+
+    if ((off && *off && strcmp(off, "0")) ||
+        io_uring_queue_init(2, &ring, 0) < 0) {
+        return false;
+    }
+    io_uring_queue_exit(&ring);
+    return true;
+#else
+    return false;
+#endif
+}
+
 static void test_context_new_state(void)
 {
     AioContext *ctx = ctx_new();
@@ -783,7 +801,9 @@ static void test_context_new_state(void)
     if (env && (!strcmp(env, "poll") || !strcmp(env, "epoll"))) {
         g_assert_cmpstr(qaio_fdmon_name(ctx), ==, env);
     } else {
-        g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "poll");
+        /* QAIO_FDMON=io_uring, or the default: io_uring where it works. */
+        g_assert_cmpstr(qaio_fdmon_name(ctx), ==,
+                        io_uring_works() ? "io_uring" : "poll");
     }
     aio_context_unref(ctx);
 }
@@ -2049,7 +2069,11 @@ static void test_timer_virtual_advance(void)
 
 #define MANY_FDS 70
 
-/* Creates a context with QAIO_FDMON set to @fdmon (NULL: unset). */
+/*
+ * Creates a context with QAIO_FDMON set to @fdmon (NULL: unset, and the
+ * default without io_uring, which starts on poll).  io_uring has its own
+ * tests (test-fdmon-io-uring.c).
+ */
 static AioContext *ctx_new_with_fdmon(const char *fdmon)
 {
     char *saved = g_strdup(g_getenv("QAIO_FDMON"));
@@ -2059,8 +2083,10 @@ static AioContext *ctx_new_with_fdmon(const char *fdmon)
         g_setenv("QAIO_FDMON", fdmon, true);
     } else {
         g_unsetenv("QAIO_FDMON");
+        g_setenv("QAIO_DISABLE_IO_URING", "1", true);
     }
     ctx = ctx_new();
+    g_unsetenv("QAIO_DISABLE_IO_URING");
     if (saved) {
         g_setenv("QAIO_FDMON", saved, true);
     } else {
