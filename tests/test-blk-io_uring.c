@@ -137,7 +137,7 @@ static void test_setup_disabled(void)
 
 static void coroutine_fn submit_without_engine_co(void *opaque)
 {
-    char buf[16];
+    char buf[16] = { 0 };
     QEMUIOVector qiov;
 
     qemu_iovec_init_buf(&qiov, buf, sizeof(buf));
