@@ -18,6 +18,7 @@
 #include "qemu/osdep.h"
 #include "qemu/coroutine.h"
 #include "qemu/error-report.h"
+#include "qemu/iov.h"
 #include "block/aio.h"
 #include <sys/socket.h>
 
@@ -71,32 +72,16 @@ static ssize_t co_io_once(int sockfd, struct iovec *iov, unsigned iov_cnt,
 {
     struct iovec local[64];
     struct msghdr msg = { .msg_iov = local };
-    unsigned i = 0;
     ssize_t ret;
 
-    /* Skip whole buffers before @offset. */
-    while (i < iov_cnt && offset >= iov[i].iov_len) {
-        offset -= iov[i].iov_len;
-        i++;
-    }
-    /* One call moves at most ARRAY_SIZE(local) buffers; the caller loops. */
-    while (i < iov_cnt && bytes > 0 && msg.msg_iovlen < ARRAY_SIZE(local)) {
-        size_t len = MIN(iov[i].iov_len - offset, bytes);
-
-        if (len > 0) {
-            local[msg.msg_iovlen].iov_base = (char *)iov[i].iov_base + offset;
-            local[msg.msg_iovlen].iov_len = len;
-            msg.msg_iovlen++;
-            bytes -= len;
-        }
-        offset = 0;
-        i++;
-    }
-    if (bytes > 0 && msg.msg_iovlen < ARRAY_SIZE(local) && i == iov_cnt) {
+    if (offset + bytes > iov_size(iov, iov_cnt)) {
         error_report("qemu_co_sendv_recvv: the I/O vector is shorter than "
                      "offset + bytes");
         abort();
     }
+    /* One call moves at most ARRAY_SIZE(local) buffers; the caller loops. */
+    msg.msg_iovlen = iov_copy(local, ARRAY_SIZE(local), iov, iov_cnt,
+                              offset, bytes);
 
     do {
         if (do_send) {

@@ -126,23 +126,12 @@ ssize_t iov_send_recv(int sockfd, const struct iovec *iov, unsigned iov_cnt,
     while (total < bytes) {
         struct msghdr msg = { .msg_iov = local };
         size_t pos = offset + total;
-        unsigned int i = iov_locate(__func__, iov, iov_cnt, &pos);
-        size_t want = bytes - total;
         ssize_t ret;
 
-        while (i < iov_cnt && want > 0 &&
-               msg.msg_iovlen < IOV_SEND_RECV_BATCH) {
-            size_t len = MIN(iov[i].iov_len - pos, want);
-
-            if (len > 0) {
-                local[msg.msg_iovlen].iov_base = (char *)iov[i].iov_base + pos;
-                local[msg.msg_iovlen].iov_len = len;
-                msg.msg_iovlen++;
-                want -= len;
-            }
-            pos = 0;
-            i++;
-        }
+        /* Checked here so that a bad offset names this function. */
+        iov_locate(__func__, iov, iov_cnt, &pos);
+        msg.msg_iovlen = iov_copy(local, IOV_SEND_RECV_BATCH, iov, iov_cnt,
+                                  offset + total, bytes - total);
         if (msg.msg_iovlen == 0) {
             break;                      /* the vector ended before @bytes */
         }
