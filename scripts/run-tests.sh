@@ -14,13 +14,20 @@ if [ -n "$log" ] && [ -f "$log" ]; then
 import json, sys
 passed = failed = skipped = 0
 for line in open(sys.argv[1]):
-    r = json.loads(line).get('result')
+    t = json.loads(line)
+    r = t.get('result')
     if r in ('OK', 'EXPECTEDFAIL'):
         passed += 1
     elif r == 'SKIP':
         skipped += 1
     else:
         failed += 1
+        # Repeat the end of each failure's output here, next to the
+        # summary: CI logs are often read from the end, and meson printed
+        # the error log far above.
+        out = (t.get('stdout') or '').splitlines()
+        print(f"--- {t.get('name')}: {r}, last {min(len(out), 80)} lines:")
+        print('\n'.join(out[-80:]))
 extra = f" ({skipped} skipped)" if skipped else ""
 print(f"{passed} passed, {failed} failed{extra}")
 PY

@@ -116,7 +116,7 @@ static void coroutine_fn co_mutex_lock_slowpath(CoMutex *mutex,
     co_mutex_push_waiter(mutex, &w);
 
     /*
-     * Push before reading @handoff.  Pairs with the qatomic_set plus
+     * Push before reading @handoff.  Pairs with the ticket's store plus
      * smp_mb in qemu_co_mutex_unlock() (ticket published, then waiters
      * checked): either the unlocker sees our record or we see its ticket.
      */
@@ -220,7 +220,13 @@ void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex)
             mutex->sequence = 1;
         }
         ticket = mutex->sequence;
-        qatomic_set(&mutex->handoff, ticket);
+        /*
+         * Release: the locker that takes the ticket becomes the popper and
+         * touches what we touched (the lists, @sequence once it holds the
+         * lock).  The fence below would order that too, but
+         * ThreadSanitizer does not model fences, only atomic accesses.
+         */
+        qatomic_store_release(&mutex->handoff, ticket);
         /* Pairs with smp_mb__after_rmw() in co_mutex_lock_slowpath(). */
         smp_mb();
         if (!co_mutex_has_waiters(mutex)) {

@@ -18,6 +18,7 @@
 #include "qemu/coroutine.h"
 #include "qemu/lockable.h"
 #include "qemu/main-loop.h"
+#include "qemu/processor.h"
 #include "ctx-thread.h"
 
 /* ---- Event log ------------------------------------------------------ */
@@ -168,6 +169,65 @@ static void test_mutex_handoff_ticket(void)
     g_assert_cmpuint(qatomic_read(&mtx.handoff), !=, 0);
     g_assert_cmpuint(qatomic_read(&mtx.handoff), !=, ticket);
     g_assert_cmpstr(evlog->str, ==, "H:lock H:unlock L:lock L:unlock");
+    qemu_co_mutex_init(&mtx);
+}
+
+/*
+ * The same hand-off across threads, where the ticket is the only thing
+ * that orders the unlocker's writes before the new holder's: the thread
+ * that takes the ticket learns of it from a relaxed read, not from any
+ * lock or queue.  ThreadSanitizer reports a race on the mutex's fields
+ * here unless publishing the ticket is a release (it does not model the
+ * fence next to it).
+ */
+static QemuSemaphore handoff_done;
+static bool handoff_took_lock;
+static int handoff_unlocked;
+
+static void coroutine_fn handoff_taker_co(void *opaque)
+{
+    qemu_co_mutex_lock(&mtx);
+    handoff_took_lock = mtx.holder == qemu_coroutine_self();
+    qemu_co_mutex_unlock(&mtx);
+    qemu_sem_post(&handoff_done);
+}
+
+static void handoff_taker_bh(void *opaque)
+{
+    /*
+     * Relaxed on both sides, so no ordering, and a variable of its own:
+     * spinning on @mtx would fill TSan's shadow of it with our reads.
+     */
+    while (!qatomic_read(&handoff_unlocked)) {
+        cpu_relax();
+    }
+    qemu_coroutine_enter(qemu_coroutine_create(handoff_taker_co, NULL));
+}
+
+static void test_mutex_handoff_ticket_cross_thread(void)
+{
+    Coroutine *h = qemu_coroutine_create(mutex_lock_unlock_co, (void *)"H");
+    CtxThread taker;
+
+    g_string_truncate(evlog, 0);
+    qemu_co_mutex_init(&mtx);
+    qemu_sem_init(&handoff_done, 0);
+    handoff_took_lock = false;
+    handoff_unlocked = 0;
+    qemu_coroutine_enter(h);
+    qatomic_inc(&mtx.locked);           /* the phantom */
+    ctx_thread_start(&taker, "co-lock-handoff");
+    aio_bh_schedule_oneshot(taker.ctx, handoff_taker_bh, NULL);
+    qemu_coroutine_enter(h);            /* unlock: publishes the ticket */
+    qatomic_set(&handoff_unlocked, 1);
+    ctx_thread_sem_wait_or_abort(&handoff_done, "hand-off taker");
+    ctx_thread_stop(&taker);
+    g_assert_true(handoff_took_lock);
+    g_assert_cmpstr(evlog->str, ==, "H:lock H:unlock");
+    /* The phantom is still counted; the taker's unlock left a new ticket. */
+    g_assert_cmpuint(mtx.locked, ==, 1);
+    g_assert_cmpuint(qatomic_read(&mtx.handoff), !=, 0);
+    qemu_sem_destroy(&handoff_done);
     qemu_co_mutex_init(&mtx);
 }
 
@@ -932,6 +992,8 @@ int main(int argc, char **argv)
     g_test_add_func("/co-lock/mutex/handoff-order", test_mutex_handoff_order);
     g_test_add_func("/co-lock/mutex/handoff-ticket",
                     test_mutex_handoff_ticket);
+    g_test_add_func("/co-lock/mutex/handoff-ticket-cross-thread",
+                    test_mutex_handoff_ticket_cross_thread);
     g_test_add_func("/co-lock/mutex/misuse/unlock-not-held",
                     test_mutex_unlock_not_held_aborts);
     g_test_add_func("/co-lock/mutex/misuse/lock-outside-coroutine",

@@ -19,7 +19,9 @@
 /*
  * On x86 a locked read-modify-write of a private stack word orders all
  * ordinary loads and stores like mfence does, at a fraction of the cost.
- * (ThreadSanitizer builds keep the fence, which it understands.)
+ * ThreadSanitizer builds keep the fence instruction; note that TSan does
+ * not model fences at all, so code must not rely on a fence alone to make
+ * TSan see an ordering: pair it with a release store or an RMW.
  */
 #define smp_mb()            ({ asm volatile("lock; orl $0, -4(%%rsp)"     \
                                             ::: "memory", "cc"); (void)0; })
