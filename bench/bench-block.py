@@ -3,8 +3,9 @@
 
 Runs the same block I/O workload through qaio-bench and through the tools a
 user would otherwise measure with, in the same invocation, interleaved
-(run 1 of every tool, then run 2, ...), and prints one table of medians,
-spreads and ratios.  Writes every sample to bench/results/block.json.
+(run 1 of every tool, then run 2, ...; within a run qaio and its peer back
+to back, the order alternating), and prints one table of medians, spreads
+and the median of the per-run ratios.  Writes every sample to bench/results/block.json.
 
 Workloads (O_DIRECT, 4 KiB, one file):
   - random reads and writes at queue depth 1, 16 and 64 for each engine,
@@ -126,7 +127,7 @@ def main():
     ap.add_argument("--qaio-bench", required=True)
     ap.add_argument("--dir", default=".",
                     help="where the test file goes (must allow O_DIRECT)")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--time", type=float, default=2.0)
     ap.add_argument("--size", type=int, default=1024, help="file size, MiB")
     ap.add_argument("--quick", action="store_true")
@@ -152,13 +153,24 @@ def main():
             for name, engine, rw, d, peer in rows:
                 print("\r\033[K[run %d/%d] %s" % (i + 1, o.runs, name),
                       end="", file=sys.stderr, flush=True)
-                q = qaio(o, o, engine, rw, d)
+                # Alternate which of the pair runs first, so that a disk
+                # or a neighbour warming up or slowing down in between
+                # does not always favour the same side.
+                peer_first = i % 2 == 1
                 if peer == "fio":
-                    p = fio(o, o, engine, rw, d)
+                    if peer_first:
+                        p = fio(o, o, engine, rw, d)
+                    q = qaio(o, o, engine, rw, d)
+                    if not peer_first:
+                        p = fio(o, o, engine, rw, d)
                 else:
+                    q = qaio(o, o, engine, rw, d)
                     count = max(1000, min(int(q["iops"] * o.time), 2000000))
+                    if peer_first:
+                        p = qemu_img(o, o, engine, rw, d, count)
                     q = qaio(o, o, engine, rw, d, count=count)
-                    p = qemu_img(o, o, engine, rw, d, count)
+                    if not peer_first:
+                        p = qemu_img(o, o, engine, rw, d, count)
                 samples[name]["qaio"].append(q)
                 samples[name]["peer"].append(p)
         print("\r\033[K", end="", file=sys.stderr)
@@ -167,7 +179,7 @@ def main():
 
     med = lambda xs, k: statistics.median(x[k] for x in xs)
     print("block I/O: qaio-bench vs fio / qemu-img bench, O_DIRECT 4 KiB, "
-          "%d runs, medians (min..max)" % o.runs)
+          "%d runs, medians (min..max), paired ratios" % o.runs)
     print("%-28s %-9s %16s %16s %7s %8s %8s %7s" % (
         "workload", "peer", "qaio IOPS", "peer IOPS", "ratio",
         "qaio CPU", "peer CPU", "ratio"))
@@ -176,19 +188,33 @@ def main():
         s = samples[name]
         qi, pi = med(s["qaio"], "iops"), med(s["peer"], "iops")
         qc, pc = med(s["qaio"], "cpu_us"), med(s["peer"], "cpu_us")
+        # The disk's speed drifts by several times over minutes here, so
+        # the ratio is taken within each back-to-back pair, then the
+        # median of those: a slow minute hurts both sides of its pair.
+        ratios = sorted(q["iops"] / p["iops"]
+                        for q, p in zip(s["qaio"], s["peer"]))
+        cratios = sorted(q["cpu_us"] / p["cpu_us"]
+                         for q, p in zip(s["qaio"], s["peer"]))
+        ri, rc = statistics.median(ratios), statistics.median(cratios)
         span = lambda xs: "%.0f..%.0f" % (min(x["iops"] for x in xs),
                                            max(x["iops"] for x in xs))
         print("%-28s %-9s %8.0f %-7s %8.0f %-7s %7.2f %6.1fus %6.1fus %7.2f"
-              % (name, peer, qi, "", pi, "", qi / pi, qc, pc, qc / pc))
-        print("%-28s %-9s %16s %16s" % ("", "", span(s["qaio"]),
-                                          span(s["peer"])))
+              % (name, peer, qi, "", pi, "", ri, qc, pc, rc))
+        print("%-28s %-9s %16s %16s %7s %24s" % (
+            "", "", span(s["qaio"]), span(s["peer"]),
+            "%.2f..%.2f" % (ratios[0], ratios[-1]),
+            "%.2f..%.2f" % (cratios[0], cratios[-1])))
         results.append({"workload": name, "engine": engine, "rw": rw,
                         "depth": d, "peer": peer, "qaio": s["qaio"],
                         "peer_samples": s["peer"],
                         "median": {"qaio_iops": qi, "peer_iops": pi,
-                                   "qaio_cpu_us": qc, "peer_cpu_us": pc}})
-    print("CPU: user + system time of the whole process per request; ratio "
-          "above 1 means qaio is faster (IOPS) or costlier (CPU)")
+                                   "qaio_cpu_us": qc, "peer_cpu_us": pc,
+                                   "paired_iops_ratio": ri,
+                                   "paired_cpu_ratio": rc}})
+    print("ratio: median over runs of qaio / peer measured back to back (order "
+          "alternating), min..max below it;\nCPU: user + system time of the "
+          "whole process per request; ratio above 1 means qaio is faster "
+          "(IOPS) or costlier (CPU)")
     if o.json:
         with open(o.json, "w") as f:
             json.dump({"runs": o.runs, "time_s": o.time, "size_mib": o.size,
