@@ -34,6 +34,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "qaio/fdmon.h"
+#include "proc-count.h"
 #include "qaio/iothread.h"
 #include "qaio/metrics.h"
 #include <linux/audit.h>
@@ -61,18 +62,6 @@ static int count_open_fds(void)
         if (fcntl(fd, F_GETFD) != -1) {
             n++;
         }
-    }
-    return n;
-}
-
-static int count_threads(void)
-{
-    g_autoptr(GDir) dir = g_dir_open("/proc/self/task", 0, NULL);
-    int n = 0;
-
-    g_assert_nonnull(dir);
-    while (g_dir_read_name(dir)) {
-        n++;
     }
     return n;
 }

@@ -22,6 +22,7 @@
 #include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "thread-probe.h"
+#include "proc-count.h"
 #include <sys/resource.h>
 
 /* ---- Hang detector ----------------------------------------------------- */
@@ -51,24 +52,6 @@
     } while (0)
 
 /* ---- Helpers ------------------------------------------------------------ */
-
-static int count_dir_entries(const char *path)
-{
-    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-    int n = 0;
-
-    g_assert_nonnull(dir);
-    while (g_dir_read_name(dir)) {
-        n++;
-    }
-    return n;
-}
-
-/* Threads of this process. */
-static int count_threads(void)
-{
-    return count_dir_entries("/proc/self/task");
-}
 
 /*
  * A joined thread's task can linger in /proc for a moment after
@@ -105,12 +88,6 @@ static bool threads_at_most(int n)
         g_thread_yield();
     }
     return false;
-}
-
-/* Open file descriptors of this process (the same GDir's fd each time). */
-static int count_fds(void)
-{
-    return count_dir_entries("/proc/self/fd");
 }
 
 static IOThread *new_iothread(const char *name, bool run_gcontext)

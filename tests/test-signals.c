@@ -26,14 +26,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 
-#if defined(QEMU_SANITIZE_THREAD)
-#define SLOWDOWN 10
-#elif defined(QEMU_SANITIZE_ADDRESS)
-#define SLOWDOWN 2
-#else
-#define SLOWDOWN 1
-#endif
-#define SCALED(n) ((n) / SLOWDOWN > 0 ? (n) / SLOWDOWN : 1)
+#include "sanitizer-scale.h"
 
 #define SIGNALS SCALED(50000)
 #define WRITES SCALED(20000)

@@ -43,21 +43,7 @@
 #include "thread-probe.h"
 #include <sys/eventfd.h>
 
-/* ---- Scale ------------------------------------------------------------ */
-
-/*
- * ThreadSanitizer makes this code ~5-10x slower, AddressSanitizer ~2x;
- * the operation counts shrink with them so that a run takes about as long
- * as without sanitizers.
- */
-#if defined(QEMU_SANITIZE_THREAD)
-#define SLOWDOWN 10
-#elif defined(QEMU_SANITIZE_ADDRESS)
-#define SLOWDOWN 2
-#else
-#define SLOWDOWN 1
-#endif
-#define SCALED(n) ((n) / SLOWDOWN > 0 ? (n) / SLOWDOWN : 1)
+#include "sanitizer-scale.h"
 
 /* ---- Hang detector ---------------------------------------------------- */
 
@@ -70,42 +56,9 @@
 #define WATCHDOG_MS 10000
 
 #include "watchdog.h"
+#include "proc-count.h"
 
 /* ---- Helpers ------------------------------------------------------------ */
-
-static int count_dir_entries(const char *path)
-{
-    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
-    int n = 0;
-
-    g_assert_nonnull(dir);
-    while (g_dir_read_name(dir)) {
-        n++;
-    }
-    return n;
-}
-
-static int count_fds(void)
-{
-    return count_dir_entries("/proc/self/fd");
-}
-
-/*
- * Threads of this process, once those that were joined have left /proc
- * (the kernel reaps a task shortly after pthread_join() returns).
- */
-static bool threads_back_to(int n)
-{
-    int i;
-
-    for (i = 0; i < 1000000; i++) {
-        if (count_dir_entries("/proc/self/task") <= n) {
-            return true;
-        }
-        g_thread_yield();
-    }
-    return false;
-}
 
 static void make_pipe(int fds[2])
 {
