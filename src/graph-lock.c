@@ -101,7 +101,12 @@ static uint32_t graph_reader_count(void)
     QEMU_LOCK_GUARD(&aio_context_list_lock);
     sum = orphaned_reader_count;
     QTAILQ_FOREACH(lock, &aio_context_list, next_aio) {
-        sum += qatomic_read(&lock->reader_count);
+        /*
+         * Acquire, pairing with the release in bdrv_graph_co_rdunlock():
+         * a reader that left without taking our lock has finished its
+         * reads before the writer's writes.
+         */
+        sum += qatomic_load_acquire(&lock->reader_count);
     }
     assert((int32_t)sum >= 0);
     return sum;
@@ -182,13 +187,19 @@ void coroutine_fn bdrv_graph_co_rdlock(void)
         qatomic_set(&mine->reader_count, mine->reader_count + 1);
         /* Count, then flag.  Pairs with smp_mb() in bdrv_graph_wrlock(). */
         smp_mb();
-        if (!qatomic_read(&has_writer)) {
+        /*
+         * Acquire, pairing with the release in bdrv_graph_wrunlock(): the
+         * writer's critical section happens before our reads.  (The
+         * fence above orders the count against this load, but a fence
+         * does not make a relaxed load an acquire, in C11 nor for TSan.)
+         */
+        if (!qatomic_load_acquire(&has_writer)) {
             return;
         }
 
         WITH_QEMU_LOCK_GUARD(&aio_context_list_lock) {
             /* The writer may have left between our read and the lock. */
-            if (!qatomic_read(&has_writer)) {
+            if (!qatomic_load_acquire(&has_writer)) {
                 return;
             }
             /*

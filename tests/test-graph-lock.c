@@ -22,6 +22,7 @@
 #include "qapi/error.h"
 #include "qemu/coroutine.h"
 #include "qemu/main-loop.h"
+#include "qemu/processor.h"
 #include "ctx-thread.h"
 
 #define READER_THREADS 3
@@ -258,6 +259,89 @@ static void test_writer_waits_for_readers(void)
     qemu_sem_destroy(&gl.in);
 }
 
+/* ---- Ordering through the lock alone ------------------------------------ */
+
+/*
+ * A reader and the writer that learn of each other only through the lock:
+ * the other side is told by a relaxed flag, which orders nothing, so the
+ * graph lock's own loads must be acquires for the reader's reads and the
+ * writer's writes of @graph_value not to overlap (ThreadSanitizer, which
+ * sees only atomic accesses and locks, reports a race otherwise).
+ */
+static int graph_value;         /* plain: the "graph" the lock protects */
+static int order_flag;          /* relaxed only */
+static int order_seen;
+static QemuSemaphore order_done;
+
+static void coroutine_fn reader_then_flag_co(void *opaque)
+{
+    bdrv_graph_co_rdlock();
+    order_seen = graph_value;
+    bdrv_graph_co_rdunlock();
+    qatomic_set(&order_flag, 1);
+}
+
+static void reader_then_flag_bh(void *opaque)
+{
+    qemu_coroutine_enter(qemu_coroutine_create(reader_then_flag_co, NULL));
+}
+
+/* The writer comes after a reader that has left; it does not wait. */
+static void test_writer_ordered_after_reader(void)
+{
+    CtxThread t;
+
+    graph_value = 1;
+    order_flag = 0;
+    ctx_thread_start(&t, "graph-reader");
+    aio_bh_schedule_oneshot(t.ctx, reader_then_flag_bh, NULL);
+    while (!qatomic_read(&order_flag)) {
+        cpu_relax();
+    }
+    bdrv_graph_wrlock();
+    graph_value = 2;
+    bdrv_graph_wrunlock();
+    ctx_thread_stop(&t);
+    g_assert_cmpint(order_seen, ==, 1);
+}
+
+static void coroutine_fn flag_then_reader_co(void *opaque)
+{
+    while (!qatomic_read(&order_flag)) {
+        cpu_relax();
+    }
+    bdrv_graph_co_rdlock();
+    order_seen = graph_value;
+    bdrv_graph_co_rdunlock();
+    qemu_sem_post(&order_done);
+}
+
+static void flag_then_reader_bh(void *opaque)
+{
+    qemu_coroutine_enter(qemu_coroutine_create(flag_then_reader_co, NULL));
+}
+
+/* The reader comes after a writer that has left; it does not wait. */
+static void test_reader_ordered_after_writer(void)
+{
+    CtxThread t;
+
+    graph_value = 1;
+    order_flag = 0;
+    order_seen = 0;
+    qemu_sem_init(&order_done, 0);
+    ctx_thread_start(&t, "graph-reader");
+    aio_bh_schedule_oneshot(t.ctx, flag_then_reader_bh, NULL);
+    bdrv_graph_wrlock();
+    graph_value = 3;
+    bdrv_graph_wrunlock();
+    qatomic_set(&order_flag, 1);
+    ctx_thread_sem_wait_or_abort(&order_done, "reader after writer");
+    ctx_thread_stop(&t);
+    g_assert_cmpint(order_seen, ==, 3);
+    qemu_sem_destroy(&order_done);
+}
+
 /* ---- A reader that moves ------------------------------------------------ */
 
 static void coroutine_fn moving_reader_co(void *opaque)
@@ -420,6 +504,10 @@ int main(int argc, char **argv)
                     test_writer_waits_for_readers);
     g_test_add_func("/graph-lock/reader-moves-between-contexts",
                     test_reader_moves_between_contexts);
+    g_test_add_func("/graph-lock/writer-ordered-after-reader",
+                    test_writer_ordered_after_reader);
+    g_test_add_func("/graph-lock/reader-ordered-after-writer",
+                    test_reader_ordered_after_writer);
     g_test_add_func("/graph-lock/stress", test_stress);
 
     return g_test_run();
