@@ -223,8 +223,9 @@ void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex)
         /*
          * Release: the locker that takes the ticket becomes the popper and
          * touches what we touched (the lists, @sequence once it holds the
-         * lock).  The fence below would order that too, but
-         * ThreadSanitizer does not model fences, only atomic accesses.
+         * lock).  The fence below comes after the store, so in C11 terms
+         * it does not make the store a release (on x86 every store is
+         * one), and ThreadSanitizer does not model fences at all.
          */
         qatomic_store_release(&mutex->handoff, ticket);
         /* Pairs with smp_mb__after_rmw() in co_mutex_lock_slowpath(). */

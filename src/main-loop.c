@@ -61,7 +61,11 @@ void bql_unlock(void)
 
 AioContext *qemu_get_aio_context(void)
 {
-    return qatomic_read(&qemu_aio_context);
+    /*
+     * Acquire, pairing with qemu_init_main_loop(): a thread that existed
+     * before the main loop did and finds it here sees it set up.
+     */
+    return qatomic_load_acquire(&qemu_aio_context);
 }
 
 bool qemu_in_main_thread(void)
@@ -78,7 +82,7 @@ static void notify_event_cb(void *opaque)
 
 void qemu_notify_event(void)
 {
-    QEMUBH *bh = qatomic_read(&qemu_notify_bh);
+    QEMUBH *bh = qatomic_load_acquire(&qemu_notify_bh);
 
     if (bh) {
         qemu_bh_schedule(bh);
@@ -133,9 +137,10 @@ int qemu_init_main_loop(Error **errp)
         return -EMFILE;
     }
     qemu_set_current_aio_context(ctx);
-    qatomic_set(&qemu_aio_context, ctx);
-    qatomic_set(&qemu_notify_bh,
-                aio_bh_new(ctx, notify_event_cb, NULL));
+    /* Release: see qemu_get_aio_context() and qemu_notify_event(). */
+    qatomic_store_release(&qemu_notify_bh,
+                          aio_bh_new(ctx, notify_event_cb, NULL));
+    qatomic_store_release(&qemu_aio_context, ctx);
 
     src = aio_get_g_source(ctx);
     g_source_set_name(src, "aio-context");
