@@ -1,8 +1,9 @@
 /*
  * test-aio-coroutine.c: coroutines and AioContexts (block/aio.h):
  * aio_co_schedule, aio_co_wake, aio_co_enter, aio_co_reschedule_self,
- * coroutine-TLS across threads, the per-thread pool at thread exit, and
- * the misuse that must abort.
+ * coroutine-TLS across threads, two threads racing to wake one sleeping
+ * coroutine, the per-thread pool at thread exit, and the misuse that must
+ * abort.
  *
  * Each loop thread is a tiny stand-in for an IOThread: its own AioContext
  * (declared with qemu_set_current_aio_context) and an aio_poll loop until
@@ -20,6 +21,7 @@
 #include "qemu/coroutine-tls.h"
 #include "qemu/thread.h"
 #include "../src/coroutine-backend.h"       /* co_stack_count() */
+#include "sanitizer-scale.h"
 
 /* Only a hang waits this long for another thread (milliseconds). */
 #define HANG_MS 120000
@@ -488,6 +490,129 @@ static void test_co_tls_reread_after_move(void)
     qemu_sem_destroy(&d.done);
 }
 
+/* ---- Two threads racing to wake one coroutine --------------------------- */
+
+#define WAKE_RACE_ROUNDS SCALED(10000)
+#define WAKERS 2
+#define WAKE_RACE_SPIN_CAP 100000000L
+
+typedef struct WakeRace {
+    LoopThread loop;
+    QemuCoSleep w;
+    int wakes;                  /* loop thread: returns from qemu_co_sleep */
+    QemuSemaphore slept;        /* the sleeper has yielded */
+    QemuSemaphore done;         /* the sleeper finished */
+    QemuSemaphore go[WAKERS];
+    QemuSemaphore woke;         /* a waker's call returned */
+    int wakes_started;          /* atomic: hands out r->go */
+    int arrived;                /* atomic: wakers at the start line */
+    bool stop;                  /* written before the wakers' last go */
+} WakeRace;
+
+static void coroutine_fn wake_race_sleeper(void *opaque)
+{
+    WakeRace *r = opaque;
+
+    qemu_co_sleep(&r->w);
+    r->wakes++;
+    qemu_sem_post(&r->done);
+}
+
+static void wake_race_start_bh(void *opaque)
+{
+    WakeRace *r = opaque;
+
+    qemu_coroutine_enter(qemu_coroutine_create(wake_race_sleeper, r));
+    /* It yielded in qemu_co_sleep(): a waker may claim it from now on. */
+    qemu_sem_post(&r->slept);
+}
+
+static void *wake_race_waker(void *opaque)
+{
+    WakeRace *r = opaque;
+    /* Which semaphore is ours: the index is our offset in r->go. */
+    QemuSemaphore *go = &r->go[qatomic_fetch_inc(&r->wakes_started)];
+
+    for (;;) {
+        long spins = 0;
+
+        sem_wait_capped(go);
+        if (r->stop) {
+            return NULL;
+        }
+        /*
+         * Both awake: leave together, so that the two calls overlap (a
+         * semaphore alone releases them microseconds apart).
+         */
+        qatomic_inc(&r->arrived);
+        while (qatomic_read(&r->arrived) % WAKERS != 0) {
+            g_assert_cmpint(++spins, <, WAKE_RACE_SPIN_CAP);
+            if (spins % 1024 == 0) {
+                g_thread_yield();
+            }
+        }
+        qemu_co_sleep_wake(&r->w);
+        qemu_sem_post(&r->woke);
+    }
+}
+
+/*
+ * A coroutine sleeps (untimed) in a loop thread; two other threads call
+ * qemu_co_sleep_wake() on it at the same moment.  Exactly one claims it:
+ * it wakes once per round (a second wake-up would schedule it twice and
+ * abort, or enter it after it has terminated), and both calls return.
+ */
+static void test_wake_race_two_threads(void)
+{
+    WakeRace *r = g_new0(WakeRace, 1);
+    QemuThread wakers[WAKERS];
+    int round, i;
+
+    qemu_sem_init(&r->slept, 0);
+    qemu_sem_init(&r->done, 0);
+    qemu_sem_init(&r->woke, 0);
+    for (i = 0; i < WAKERS; i++) {
+        qemu_sem_init(&r->go[i], 0);
+    }
+    loops_start(&r->loop, 1);
+    for (i = 0; i < WAKERS; i++) {
+        qemu_thread_create(&wakers[i], "waker", wake_race_waker, r,
+                           QEMU_THREAD_JOINABLE);
+    }
+
+    for (round = 0; round < WAKE_RACE_ROUNDS; round++) {
+        aio_bh_schedule_oneshot(r->loop.ctx, wake_race_start_bh, r);
+        sem_wait_capped(&r->slept);
+        for (i = 0; i < WAKERS; i++) {
+            qemu_sem_post(&r->go[(round + i) % WAKERS]);
+        }
+        sem_wait_capped(&r->done);
+        for (i = 0; i < WAKERS; i++) {
+            sem_wait_capped(&r->woke);
+        }
+        /* The semaphores order the loop thread's writes before this. */
+        g_assert_cmpint(r->wakes, ==, round + 1);
+        g_assert_null(qatomic_read(&r->w.to_wake));
+    }
+
+    r->stop = true;
+    for (i = 0; i < WAKERS; i++) {
+        qemu_sem_post(&r->go[i]);
+    }
+    for (i = 0; i < WAKERS; i++) {
+        qemu_thread_join(&wakers[i]);
+    }
+    loops_stop(&r->loop, 1);
+    g_assert_cmpint(r->wakes, ==, WAKE_RACE_ROUNDS);
+    for (i = 0; i < WAKERS; i++) {
+        qemu_sem_destroy(&r->go[i]);
+    }
+    qemu_sem_destroy(&r->woke);
+    qemu_sem_destroy(&r->done);
+    qemu_sem_destroy(&r->slept);
+    g_free(r);
+}
+
 /* ---- Chained aio_co_enter ------------------------------------------------ */
 
 #define CHAIN_LENGTH 25000
@@ -694,6 +819,8 @@ int main(int argc, char **argv)
                     test_bounce_four_threads);
     g_test_add_func("/aio-coroutine/tls/reread-after-move",
                     test_co_tls_reread_after_move);
+    g_test_add_func("/aio-coroutine/wake/two-threads-race-one-sleeper",
+                    test_wake_race_two_threads);
     g_test_add_func("/aio-coroutine/enter/chain-25000-queues",
                     test_chained_enter_25000);
     g_test_add_func("/aio-coroutine/enter/chain-25000-from-coroutine",

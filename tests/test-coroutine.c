@@ -686,6 +686,25 @@ static void test_abort_yield_outside(void)
     g_test_trap_assert_stderr("*qemu_coroutine_yield: not in a coroutine*");
 }
 
+static void test_abort_dec_pool_size_below_zero(void)
+{
+    if (!CONFIG_COROUTINE_POOL) {
+        g_test_skip("built with -Dcoroutine_pool=false");
+        return;
+    }
+    if (g_test_subprocess()) {
+        /* More than the default size and any increase made before. */
+        qemu_coroutine_dec_pool_size(100000);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*qemu_coroutine_dec_pool_size: removing "
+                              "100000 from a pool size of *each decrease "
+                              "must undo an earlier "
+                              "qemu_coroutine_inc_pool_size*");
+}
+
 int main(int argc, char **argv)
 {
     /* Before the first stack is mapped: it is read once. */
@@ -721,5 +740,7 @@ int main(int argc, char **argv)
                     test_abort_enter_terminated);
     g_test_add_func("/coroutine/abort/yield-outside-coroutine",
                     test_abort_yield_outside);
+    g_test_add_func("/coroutine/abort/dec-pool-size-below-zero",
+                    test_abort_dec_pool_size_below_zero);
     return g_test_run();
 }

@@ -8,14 +8,17 @@
  * handlers added, modified and removed from other threads (handlers that
  * remove themselves or close their own fd), with and without crossing the
  * poll -> epoll threshold; a million schedule/ack round trips; stopping
- * idle IOThreads; and single-threaded regressions: notify/accept, BHs that
+ * idle IOThreads, and IOThreads onto which coroutines are being
+ * scheduled; and single-threaded regressions: notify/accept, BHs that
  * delete each other, guarded re-entrancy, level-triggered fds, timer
  * rounding, io_poll_ready, adaptive polling and the CPU an idle context
  * burns.  The block layer: thread pool jobs submitted from IOThreads (by
  * callback and from coroutines) and cancelled while producers keep
  * scheduling into them; IOThread churn with pool jobs and Linux AIO /
- * io_uring requests in flight; and many coroutines doing random reads and
- * writes through both engines with every byte checked.  Registered with
+ * io_uring requests in flight; many coroutines doing random reads and
+ * writes through both engines with every byte checked; pools freed while
+ * their workers exit on the idle timeout; and engines created by one
+ * thread and driven by another at twice their queue depth.  Registered with
  * 'fdmon' (QAIO_FDMON=poll, =epoll, =io_uring) and 'mt'.
  *
  * Counts shrink under the sanitizers (SLOWDOWN); the assertions do not.
@@ -40,6 +43,8 @@
 #include "qaio/fdmon.h"
 #include "qaio/iothread.h"
 #include "qaio/metrics.h"
+#include "../src/blk-int.h"         /* LAIO_MAX_EVENTS */
+#include "../src/thread-pool-int.h" /* worker counts, the idle timeout */
 #include "thread-probe.h"
 #include <sys/eventfd.h>
 
@@ -2217,6 +2222,236 @@ static void test_stop_idle_blocked(void)
     g_assert_cmpint(count_fds(), ==, fds);
 }
 
+/* ---- 16. Coroutines scheduled onto an IOThread while it stops -------- */
+
+#define COSTOP_CYCLES SCALED(1000)
+#define COSTOP_PRODUCERS 2
+#define COSTOP_FIRST 20             /* coroutines run before the stop */
+#define COSTOP_AFTER 8              /* per producer, after the stop returned */
+#define COSTOP_BEFORE 64           /* per producer, at most, before that */
+#define COSTOP_SPIN_CAP 100000000L
+
+typedef struct CoStop CoStop;
+
+/* One coroutine.  Its fields are written by whoever runs it, once. */
+typedef struct CoStopRec {
+    CoStop *cs;
+    int runs;                   /* atomic */
+    int tid;                    /* thread that ran it */
+    bool ctx_ok;                /* ran with the context as its current one */
+    bool must_run;              /* scheduled before iothread_stop() began */
+    bool after_stop;            /* scheduled after iothread_stop() returned */
+} CoStopRec;
+
+struct CoStop {
+    AioContext *ctx;
+    int stopping;               /* atomic: set before iothread_stop() */
+    int stopped;                /* atomic: set after it returned */
+    long ran;                   /* atomic */
+    QemuSemaphore first;        /* COSTOP_FIRST coroutines have run */
+    GPtrArray *recs[COSTOP_PRODUCERS];  /* each producer's own */
+};
+
+static void coroutine_fn costop_co(void *opaque)
+{
+    CoStopRec *r = opaque;
+
+    r->tid = qemu_get_thread_id();
+    r->ctx_ok = qemu_get_current_aio_context() == r->cs->ctx;
+    qatomic_inc(&r->runs);
+    if (qatomic_fetch_inc(&r->cs->ran) + 1 == COSTOP_FIRST) {
+        qemu_sem_post(&r->cs->first);
+    }
+    progress();
+}
+
+typedef struct CoStopProducer {
+    CoStop *cs;
+    int index;
+    QemuThread thread;
+} CoStopProducer;
+
+static void *costop_producer_fn(void *opaque)
+{
+    CoStopProducer *p = opaque;
+    CoStop *cs = p->cs;
+    GPtrArray *recs = cs->recs[p->index];
+    int after = 0;
+
+    /* The test's reference keeps the context valid throughout. */
+    while (after < COSTOP_AFTER) {
+        CoStopRec *r;
+        long spins;
+
+        /* At most COSTOP_BEFORE before the stop: wait for it then. */
+        for (spins = 0; recs->len >= COSTOP_BEFORE &&
+                        !qatomic_read(&cs->stopped); spins++) {
+            g_assert_cmpint(spins, <, COSTOP_SPIN_CAP);
+            g_thread_yield();
+        }
+        r = g_new0(CoStopRec, 1);
+
+        r->cs = cs;
+        r->after_stop = qatomic_read(&cs->stopped);
+        g_ptr_array_add(recs, r);
+        aio_co_schedule(cs->ctx, qemu_coroutine_create(costop_co, r));
+        /*
+         * Pairs with the smp_mb() before iothread_stop(): if "stopping"
+         * is still clear, our co_schedule_bh was queued before the stop's
+         * BH, so the IOThread runs this coroutine before it ends.
+         */
+        smp_mb();
+        r->must_run = !qatomic_read(&cs->stopping);
+        after += r->after_stop;
+    }
+    g_assert_cmpint(after, ==, COSTOP_AFTER);
+    return NULL;
+}
+
+typedef struct CoStopAdopter {
+    AioContext *ctx;
+    int tid;
+    int polls;
+} CoStopAdopter;
+
+/*
+ * A thread that takes the stopped IOThread's context over and runs it.
+ * Its own reference is safe to take: the coroutines still queued hold
+ * theirs; the last coroutine's is dropped while the loop runs.
+ */
+static void *costop_adopter_fn(void *opaque)
+{
+    CoStopAdopter *a = opaque;
+
+    a->tid = qemu_get_thread_id();
+    aio_context_ref(a->ctx);
+    qemu_set_current_aio_context(a->ctx);
+    while (a->polls < 1000 && aio_poll(a->ctx, false)) {
+        a->polls++;
+    }
+    g_assert_false(aio_poll(a->ctx, false));
+    aio_context_unref(a->ctx);
+    return NULL;
+}
+
+/*
+ * Producers keep scheduling coroutines onto an IOThread with
+ * aio_co_schedule() while it is stopped (in aio_poll() mode and, every
+ * other cycle, GMainContext mode) and go on after the stop until each has
+ * scheduled COSTOP_AFTER more; then the IOThread is destroyed.  The stop
+ * returns (no hang); every coroutine queued before the stop began ran in
+ * the IOThread; none ran after iothread_stop() returned; the rest hold
+ * their context until a thread that takes it over runs them, each exactly
+ * once -- in half of the cycles the test has dropped its own reference by
+ * then, so that theirs are all that keep the context (ASan would catch a
+ * use-after-free).  Then the last reference frees the context, and no
+ * thread or descriptor is left.
+ */
+static void test_co_schedule_while_stopping(void)
+{
+    IOThreadOptions opts = IOTHREAD_OPTIONS_DEFAULT;
+    int threads = count_threads();
+    long must = 0, late = 0, in_iothread = 0, adopted = 0;
+    int fds, cycle, i;
+    guint j;
+
+    g_main_context_default();
+    fds = count_fds();
+    watchdog_start("coroutines scheduled onto a stopping IOThread");
+    for (cycle = 0; cycle < COSTOP_CYCLES; cycle++) {
+        CoStop cs = { 0 };
+        CoStopProducer prod[COSTOP_PRODUCERS];
+        CoStopAdopter adopter = { 0 };
+        QemuThread adopter_thread;
+        IOThread *iothread;
+        long ran_at_stop, total = 0, cycle_adopted = 0;
+        int iot_tid;
+
+        opts.run_gcontext = cycle % 2;
+        iothread = iothread_create_full("co-stop", &opts, &error_abort);
+        iot_tid = iothread_get_thread_id(iothread);
+        cs.ctx = iothread_get_aio_context(iothread);
+        aio_context_ref(cs.ctx);
+        qemu_sem_init(&cs.first, 0);
+        for (i = 0; i < COSTOP_PRODUCERS; i++) {
+            cs.recs[i] = g_ptr_array_new_with_free_func(g_free);
+            prod[i] = (CoStopProducer){ .cs = &cs, .index = i };
+            qemu_thread_create(&prod[i].thread, "co-stop-producer",
+                               costop_producer_fn, &prod[i],
+                               QEMU_THREAD_JOINABLE);
+        }
+
+        sem_wait_or_abort(&cs.first, "first coroutines in the IOThread");
+        qatomic_set(&cs.stopping, 1);
+        smp_mb();
+        iothread_stop(iothread);
+        ran_at_stop = qatomic_read(&cs.ran);
+        qatomic_set(&cs.stopped, 1);
+        for (i = 0; i < COSTOP_PRODUCERS; i++) {
+            qemu_thread_join(&prod[i].thread);
+        }
+        /* Nothing runs the context now. */
+        g_assert_cmpint(qatomic_read(&cs.ran), ==, ran_at_stop);
+        iothread_destroy(iothread);
+        g_assert_cmpint(qatomic_read(&cs.ran), ==, ran_at_stop);
+        if (cycle % 4 >= 2) {
+            /*
+             * Only the coroutines' references keep the context now (it
+             * is freed with the adopter's); without them this would be
+             * a use-after-free.
+             */
+            aio_context_unref(cs.ctx);
+        }
+
+        adopter.ctx = cs.ctx;
+        qemu_thread_create(&adopter_thread, "co-stop-adopter",
+                           costop_adopter_fn, &adopter,
+                           QEMU_THREAD_JOINABLE);
+        qemu_thread_join(&adopter_thread);
+        g_assert_cmpint(adopter.tid, !=, iot_tid);
+
+        for (i = 0; i < COSTOP_PRODUCERS; i++) {
+            for (j = 0; j < cs.recs[i]->len; j++) {
+                CoStopRec *r = g_ptr_array_index(cs.recs[i], j);
+
+                g_assert_cmpint(r->runs, ==, 1);
+                g_assert_true(r->ctx_ok);
+                g_assert_true(r->tid == iot_tid || r->tid == adopter.tid);
+                if (r->must_run) {
+                    g_assert_cmpint(r->tid, ==, iot_tid);
+                    must++;
+                }
+                if (r->after_stop) {
+                    g_assert_cmpint(r->tid, ==, adopter.tid);
+                    late++;
+                }
+                in_iothread += r->tid == iot_tid;
+                cycle_adopted += r->tid == adopter.tid;
+            }
+            total += cs.recs[i]->len;
+            g_ptr_array_free(cs.recs[i], true);
+        }
+        /* Each exactly once: before the stop, or by the new thread. */
+        g_assert_cmpint(qatomic_read(&cs.ran), ==, total);
+        g_assert_cmpint(cycle_adopted, ==, total - ran_at_stop);
+        adopted += cycle_adopted;
+        qemu_sem_destroy(&cs.first);
+        if (cycle % 4 < 2) {
+            /* The last reference: the context is freed now. */
+            aio_context_unref(cs.ctx);
+        }
+    }
+    watchdog_stop();
+    g_test_message("%d cycles: %ld coroutines ran in their IOThread (%ld "
+                   "of them had to), %ld in the thread that took the "
+                   "context over (%ld scheduled after the stop)",
+                   COSTOP_CYCLES, in_iothread, must, adopted, late);
+    g_assert_cmpint(late, ==,
+                    (long)COSTOP_CYCLES * COSTOP_PRODUCERS * COSTOP_AFTER);
+    g_assert_true(threads_back_to(threads));
+    g_assert_cmpint(count_fds(), ==, fds);
+}
+
 /* ======================================================================= */
 /* Section 3, block layer: thread pool jobs and I/O engine requests        */
 /* ======================================================================= */
@@ -3327,6 +3562,351 @@ static void test_engine_stress(gconstpointer data)
     g_free(es);
 }
 
+/* ---- 13. A pool torn down while its workers exit on their idle timeout */
+
+#define PTEAR_ROUNDS 1000           /* also under ASan and TSan */
+#define PTEAR_WORKERS 3
+#define PTEAR_SPIN_CAP 100000000L
+
+typedef struct PoolTear {
+    QemuSemaphore started;      /* a job holds a worker */
+    QemuSemaphore gate;
+    int func_runs;              /* atomic */
+    int cb_runs;                /* home thread; read after the join */
+    int cb_wrong;               /* callbacks with a wrong result */
+    int exited_early;           /* rounds where a worker had timed out */
+} PoolTear;
+
+static int ptear_gate_fn(void *opaque)
+{
+    PoolTear *pt = opaque;
+
+    qatomic_inc(&pt->func_runs);
+    qemu_sem_post(&pt->started);
+    qemu_sem_wait(&pt->gate);
+    return 7;
+}
+
+static int ptear_fn(void *opaque)
+{
+    PoolTear *pt = opaque;
+
+    qatomic_inc(&pt->func_runs);
+    return 7;
+}
+
+static void ptear_cb(void *opaque, int ret)
+{
+    PoolTear *pt = opaque;
+
+    pt->cb_runs++;
+    pt->cb_wrong += ret != 7;
+}
+
+typedef struct PoolTearRound {
+    PoolTear *pt;
+    int round;
+} PoolTearRound;
+
+/*
+ * One round, on a thread of its own with a fresh context (the pool is
+ * per context and freed with it): PTEAR_WORKERS workers start (each held
+ * by a job until all are running, so the pool really has that many),
+ * finish and go idle together with a 1 ms idle timeout, and the context
+ * is freed -- at once (workers woken by the stop), as soon as the first
+ * worker has timed out (the others are timing out meanwhile), or once all
+ * have exited (free joins threads that exited on their own).  Every other
+ * round submits one more job just before the free, racing the exits.
+ */
+static void *ptear_round_fn(void *opaque)
+{
+    PoolTearRound *pr = opaque;
+    PoolTear *pt = pr->pt;
+    AioContext *ctx = aio_context_new(&error_abort);
+    ThreadPool *pool;
+    int before = pt->cb_runs;
+    int want = PTEAR_WORKERS;
+    long spins;
+    int i;
+
+    qemu_set_current_aio_context(ctx);
+    aio_context_set_thread_pool_params(ctx, 0, PTEAR_WORKERS, &error_abort);
+    pool = aio_get_thread_pool(ctx);
+    qaio_int_thread_pool_set_idle_timeout(pool, 1);
+    for (i = 0; i < PTEAR_WORKERS; i++) {
+        thread_pool_submit_aio(ptear_gate_fn, pt, ptear_cb, pt);
+    }
+    for (i = 0; i < PTEAR_WORKERS; i++) {
+        sem_wait_or_abort(&pt->started, "pool worker");
+    }
+    for (i = 0; i < PTEAR_WORKERS; i++) {
+        qemu_sem_post(&pt->gate);
+    }
+    for (i = 0; i < 100000 && pt->cb_runs - before < PTEAR_WORKERS; i++) {
+        aio_poll(ctx, true);
+    }
+    g_assert_cmpint(pt->cb_runs - before, ==, PTEAR_WORKERS);
+
+    switch (pr->round % 3) {
+    case 0:
+        break;
+    case 1:
+        /* Bounded by iterations; a worker times out after 1 ms. */
+        for (spins = 0; qaio_int_thread_pool_threads(pool) == PTEAR_WORKERS;
+             spins++) {
+            g_assert_cmpint(spins, <, PTEAR_SPIN_CAP);
+            g_thread_yield();
+        }
+        pt->exited_early++;
+        break;
+    case 2:
+        g_assert_true(qaio_int_thread_pool_wait_threads(pool, 0,
+                                                        WATCHDOG_MS));
+        break;
+    }
+    if (pr->round % 2) {
+        thread_pool_submit_aio(ptear_fn, pt, ptear_cb, pt);
+        want++;
+    }
+    /* The last reference: frees the pool, joining its workers. */
+    aio_context_unref(ctx);
+    /* A job submitted last completed in the free, here, exactly once. */
+    g_assert_cmpint(pt->cb_runs - before, ==, want);
+    progress();
+    return NULL;
+}
+
+static void test_pool_teardown_idle_exit(void)
+{
+    PoolTear pt = { 0 };
+    int threads = count_threads();
+    int fds = count_fds();
+    int expect = 0;
+    int round;
+
+    qemu_sem_init(&pt.started, 0);
+    qemu_sem_init(&pt.gate, 0);
+    watchdog_start("thread pool teardown during idle exits");
+    for (round = 0; round < PTEAR_ROUNDS; round++) {
+        PoolTearRound pr = { .pt = &pt, .round = round };
+        QemuThread thread;
+
+        qemu_thread_create(&thread, "pool-tear", ptear_round_fn, &pr,
+                           QEMU_THREAD_JOINABLE);
+        qemu_thread_join(&thread);
+        expect += PTEAR_WORKERS + round % 2;
+    }
+    watchdog_stop();
+    g_test_message("%d pools freed with %d workers idling out (1 ms), "
+                   "%d of them after a worker had exited", PTEAR_ROUNDS,
+                   PTEAR_WORKERS, pt.exited_early);
+    g_assert_cmpint(qatomic_read(&pt.func_runs), ==, expect);
+    g_assert_cmpint(pt.cb_runs, ==, expect);
+    g_assert_cmpint(pt.cb_wrong, ==, 0);
+    g_assert_true(threads_back_to(threads));
+    g_assert_cmpint(count_fds(), ==, fds);
+    qemu_sem_destroy(&pt.started);
+    qemu_sem_destroy(&pt.gate);
+}
+
+/* ---- 15. Engines set up in one thread, driven by another -------------- */
+
+/*
+ * Per engine: twice what it keeps in the kernel at once (Linux AIO: its
+ * io_setup() events; io_uring: its completion ring, twice the
+ * submission ring).
+ */
+#ifdef CONFIG_LINUX_AIO
+#define XRING_LAIO_REQS (2 * LAIO_MAX_EVENTS)
+#else
+#define XRING_LAIO_REQS 0
+#endif
+#ifdef CONFIG_LINUX_IO_URING
+#define XRING_LURING_REQS (2 * 2 * LURING_RING_ENTRIES)
+#else
+#define XRING_LURING_REQS 0
+#endif
+#define XRING_REQS (XRING_LAIO_REQS > XRING_LURING_REQS ? XRING_LAIO_REQS \
+                                                        : XRING_LURING_REQS)
+
+typedef struct XRing XRing;
+
+typedef struct XRingCo {
+    XRing *xr;
+    int page;
+    int engine;
+    bool write;
+    int ret;
+    bool right_ctx;
+} XRingCo;
+
+struct XRing {
+    AioContext *ctx;
+    int fd;
+    bool stop;                  /* loop thread only (set by a BH) */
+    int loop_tid;
+    uint8_t *buf;               /* XRING_REQS pages */
+    XRingCo cos[XRING_REQS];
+    int n;                      /* requests per pass, this engine's */
+    int pending;                /* loop thread only */
+    int submitted_at_once;      /* loop thread: in flight when the BH ended */
+    QemuSemaphore ready;
+    QemuSemaphore done;
+};
+
+static void *xring_loop_fn(void *opaque)
+{
+    XRing *xr = opaque;
+
+    /* The context and its engines were made by the main thread. */
+    qemu_set_current_aio_context(xr->ctx);
+    xr->loop_tid = qemu_get_thread_id();
+    qemu_sem_post(&xr->ready);
+    while (!xr->stop) {
+        aio_poll(xr->ctx, true);
+    }
+    return NULL;
+}
+
+static void xring_stop_bh(void *opaque)
+{
+    XRing *xr = opaque;
+
+    xr->stop = true;
+}
+
+static void coroutine_fn xring_co(void *opaque)
+{
+    XRingCo *c = opaque;
+    XRing *xr = c->xr;
+    QEMUIOVector qiov;
+
+    qemu_iovec_init_buf(&qiov, xr->buf + (size_t)c->page * ENG_PAGE,
+                        ENG_PAGE);
+    c->ret = eng_submit(c->engine, xr->fd, (uint64_t)c->page * ENG_PAGE,
+                        &qiov, c->write ? QEMU_AIO_WRITE : QEMU_AIO_READ);
+    c->right_ctx = qemu_get_current_aio_context() == xr->ctx;
+    if (--xr->pending == 0) {
+        qemu_sem_post(&xr->done);
+    }
+    progress();
+}
+
+/* In the loop thread: every request at once, before any is reaped. */
+static void xring_start_bh(void *opaque)
+{
+    XRing *xr = opaque;
+    int i;
+
+    xr->pending = xr->n;
+    for (i = 0; i < xr->n; i++) {
+        aio_co_enter(xr->ctx, qemu_coroutine_create(xring_co, &xr->cos[i]));
+    }
+    xr->submitted_at_once = xr->pending;
+}
+
+/*
+ * QEMU's layout: the context (and, under QAIO_FDMON=io_uring, its fd
+ * monitor's ring) and both engines -- the io_uring ring, the Linux AIO
+ * kernel context -- are created by the main thread, then another thread
+ * runs the context.  That thread submits one-page writes at once, twice
+ * as many as the engine keeps in the kernel (the excess waits in its
+ * queue), then as many reads, per engine: every request succeeds, every
+ * coroutine resumes in the loop thread, and the data read back is the
+ * data written.  Nothing is in flight when the main thread frees it all.
+ */
+static void test_engine_cross_thread_depth(void)
+{
+    XRing *xr = g_new0(XRing, 1);
+    uint8_t *expect = g_malloc((size_t)XRING_REQS * ENG_PAGE);
+    QemuThread loop;
+    int fds = count_fds();
+    int engines = 0;
+    bool direct;
+    int e, i, pass;
+
+    xr->ctx = aio_context_new(&error_abort);
+    for (e = 0; e < ENG_KINDS; e++) {
+        g_autofree char *why = NULL;
+
+        if (eng_available(e, &why)) {
+            eng_setup(xr->ctx, e);
+            engines |= 1 << e;
+        } else {
+            g_test_message("skipping %s", why);
+        }
+    }
+    if (!engines) {
+        g_test_skip("no I/O engine can be set up here");
+        aio_context_unref(xr->ctx);
+        g_free(expect);
+        g_free(xr);
+        return;
+    }
+    xr->fd = eng_open_file((off_t)XRING_REQS * ENG_PAGE, &direct);
+    xr->buf = eng_alloc((size_t)XRING_REQS * ENG_PAGE);
+    qemu_sem_init(&xr->ready, 0);
+    qemu_sem_init(&xr->done, 0);
+    qemu_thread_create(&loop, "xring-loop", xring_loop_fn, xr,
+                       QEMU_THREAD_JOINABLE);
+    sem_wait_or_abort(&xr->ready, "loop thread start");
+    g_assert_cmpint(xr->loop_tid, !=, qemu_get_thread_id());
+
+    watchdog_start("requests at twice the queue depth, cross-thread ring");
+    for (e = 0; e < ENG_KINDS; e++) {
+        size_t len;
+
+        if (!(engines & (1 << e))) {
+            continue;
+        }
+        xr->n = e == ENG_LAIO ? XRING_LAIO_REQS : XRING_LURING_REQS;
+        len = (size_t)xr->n * ENG_PAGE;
+        for (i = 0; i < (int)len; i += 4) {
+            uint32_t v = (uint32_t)i * 2654435761u ^ (uint32_t)e;
+
+            memcpy(expect + i, &v, 4);
+        }
+        for (pass = 0; pass < 2; pass++) {
+            if (pass == 0) {
+                memcpy(xr->buf, expect, len);
+            } else {
+                memset(xr->buf, 0xa5, len);
+            }
+            for (i = 0; i < xr->n; i++) {
+                xr->cos[i] = (XRingCo){
+                    .xr = xr, .page = i, .engine = e, .write = pass == 0,
+                };
+            }
+            aio_bh_schedule_oneshot(xr->ctx, xring_start_bh, xr);
+            sem_wait_or_abort(&xr->done, "requests at twice the depth");
+            /* The semaphore orders the loop thread's writes before these. */
+            for (i = 0; i < xr->n; i++) {
+                g_assert_cmpint(xr->cos[i].ret, ==, 0);
+                g_assert_true(xr->cos[i].right_ctx);
+            }
+            g_test_message("%s %s (%s): %d requests, %d still in flight "
+                           "when the last was submitted", eng_names[e],
+                           pass ? "reads" : "writes",
+                           direct ? "O_DIRECT" : "buffered", xr->n,
+                           xr->submitted_at_once);
+        }
+        g_assert_true(memcmp(xr->buf, expect, len) == 0);
+    }
+    watchdog_stop();
+
+    aio_bh_schedule_oneshot(xr->ctx, xring_stop_bh, xr);
+    qemu_thread_join(&loop);
+    /* The engines go with the context, freed where they were made. */
+    aio_context_unref(xr->ctx);
+    close(xr->fd);
+    free(xr->buf);
+    qemu_sem_destroy(&xr->ready);
+    qemu_sem_destroy(&xr->done);
+    g_free(expect);
+    g_free(xr);
+    g_assert_cmpint(count_fds(), ==, fds);
+}
+
 static void *noop_thread_fn(void *opaque)
 {
     return NULL;
@@ -3370,6 +3950,8 @@ int main(int argc, char **argv)
     g_test_add_data_func("/stress/engine/both/random-rw-2-iothreads",
                          GUINT_TO_POINTER(1u << ENG_LAIO | 1u << ENG_LURING),
                          test_engine_stress);
+    g_test_add_func("/stress/engine/set-up-elsewhere-twice-queue-depth",
+                    test_engine_cross_thread_depth);
 
     /* Section 5 */
     g_test_add_func("/stress/wakeup/million-round-trips", test_round_trips);
@@ -3404,6 +3986,10 @@ int main(int argc, char **argv)
     g_test_add_func("/stress/poll/idle-cpu-under-5-percent", test_idle_cpu);
     g_test_add_func("/stress/iothread/stop-idle-blocked",
                     test_stop_idle_blocked);
+    g_test_add_func("/stress/iothread/co-schedule-while-stopping",
+                    test_co_schedule_while_stopping);
+    g_test_add_func("/stress/thread-pool/free-while-workers-idle-exit",
+                    test_pool_teardown_idle_exit);
 
     return g_test_run();
 }
