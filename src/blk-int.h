@@ -9,13 +9,14 @@
  *
  * The queue is everything the engines do alike: requests prepared on the
  * stacks of their coroutines wait in a software queue; a batch goes to the
- * kernel as soon as it is full, and whatever is queued goes from a bottom
- * half that the first queued request schedules, so aio_poll() submits it
- * before it sleeps.  What the kernel cannot take stays queued and goes
- * out as completions free room.  Completions are announced on an eventfd
- * that the context watches, and noticed without a system call by an
- * io_poll handler while the context busy-polls.  The engine only moves
- * requests to and from the kernel and says what a result means.
+ * kernel as soon as it is full or the device runs short of work, and
+ * whatever is queued goes from a bottom half that the first queued request
+ * schedules, so aio_poll() submits it before it sleeps.  What the kernel
+ * cannot take stays queued and goes out as completions free room.
+ * Completions are announced on an eventfd that the context watches, and
+ * noticed without a system call by an io_poll handler while the context
+ * busy-polls.  The engine only moves requests to and from the kernel and
+ * says what a result means.
  *
  * Threading: a queue and its engine belong to the home thread of the
  * context they are attached to (attach, detach and cleanup run while that
@@ -76,6 +77,10 @@ typedef struct BlkIoqReq {
  * @ready: is a completion waiting?  The io_poll handler: called in a busy
  *         loop, so it should read shared memory rather than make a system
  *         call.
+ * @waiting: how many completions wait to be reaped, as far as shared
+ *           memory tells (never a system call; too few is allowed).  The
+ *           queue subtracts them from what is in flight to learn how many
+ *           requests the device itself still has.
  */
 typedef struct BlkIoqOps {
     const char *name;
@@ -85,6 +90,7 @@ typedef struct BlkIoqOps {
     BlkIoqReq *(*reap)(BlkIoq *q, int64_t *res);
     bool (*complete)(BlkIoq *q, BlkIoqReq *req, int64_t res);
     bool (*ready)(BlkIoq *q);
+    unsigned (*waiting)(BlkIoq *q);
 } BlkIoqOps;
 
 /*
@@ -92,6 +98,8 @@ typedef struct BlkIoqOps {
  *
  * @submit_calls: calls of the engine's submit (io_submit, io_uring_submit),
  *                failed ones included
+ * @early_submits: submissions made at once because the device had no more
+ *                 requests to work on than the queue held back
  * @submitted: requests the kernel took, resubmissions included
  * @largest_batch: most requests taken by one call
  * @max_in_flight: peak of requests taken and not yet reaped
@@ -108,6 +116,7 @@ typedef struct BlkIoqOps {
  */
 typedef struct BlkIoqStats {
     uint64_t submit_calls;
+    uint64_t early_submits;
     uint64_t submitted;
     unsigned largest_batch;
     unsigned max_in_flight;
@@ -136,6 +145,7 @@ struct BlkIoq {
     unsigned in_queue;          /* in @queue */
     unsigned reaping;           /* nesting depth of the reaping loop */
     bool blocked;               /* the kernel had no room: wait for reaping */
+    bool completes_inline;      /* the last submit call completed it all */
     bool retry;                 /* call ops->submit from submit_bh */
     BlkIoqReqList queue;
     BlkIoqReq **batch;          /* @max_submit entries, for ops->submit */
@@ -276,6 +286,9 @@ G_GNUC_INTERNAL void qaio_int_luring_get_stats(LuringState *s,
 
 /* Zero the counters of @s, but the in-flight limit (its home thread). */
 G_GNUC_INTERNAL void qaio_int_luring_reset_stats(LuringState *s);
+
+/* Completions the kernel has posted that @s has not reaped yet. */
+G_GNUC_INTERNAL unsigned qaio_int_luring_waiting(LuringState *s);
 
 /*
  * qaio_int_luring_inject_short: make transfers short on purpose

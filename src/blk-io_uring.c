@@ -221,6 +221,13 @@ static bool luring_ready(BlkIoq *q)
     return io_uring_cq_ready(&s->ring) != 0;
 }
 
+static unsigned luring_waiting(BlkIoq *q)
+{
+    LuringState *s = container_of(q, LuringState, ioq);
+
+    return io_uring_cq_ready(&s->ring);
+}
+
 /*
  * Account for the result @res of one CQE: false if @cb must go back to
  * the queue (prepared again), true once it is finished.
@@ -278,6 +285,7 @@ static const BlkIoqOps luring_ops = {
     .reap = luring_reap,
     .complete = luring_complete,
     .ready = luring_ready,
+    .waiting = luring_waiting,
 };
 
 /* ---- Public API -------------------------------------------------------- */
@@ -390,6 +398,11 @@ void qaio_int_luring_reset_stats(LuringState *s)
     blk_ioq_reset_stats(&s->ioq);
     s->short_resubmits = 0;
     s->retry_resubmits = 0;
+}
+
+unsigned qaio_int_luring_waiting(LuringState *s)
+{
+    return luring_waiting(&s->ioq);
 }
 
 void qaio_int_luring_inject_short(LuringState *s, size_t max_bytes,

@@ -11,6 +11,22 @@
  * context's aio_max_batch (else the engine's default), whichever is
  * smaller, and no more than the room left in the kernel.
  *
+ * While completions are being handled, a batch also goes at once, however
+ * small, when the device is short of work: when the queue holds at least
+ * as many requests as the device still has (in flight, less the
+ * completions already waiting to be reaped).  Holding requests back only
+ * pays while the device is busy.  Without this, a device that completes a
+ * whole batch together (a virtual disk typically does: one notification,
+ * one interrupt) gets it back only after every completion of the batch has
+ * been handled, and idles meanwhile; the requests then move in lock-step,
+ * each wave leaving the device idle for as long as the loop takes to
+ * handle it.  With it, the first request handled goes out alone, the next
+ * ones in batches that double (1, 1, 2, 4, ...), so the device has work
+ * again at once and a wave costs a few system calls rather than one per
+ * request.  Not when the kernel completes requests inside the submitting
+ * call (buffered I/O): the device never waits for us there, and batching
+ * saves system calls.
+ *
  * When the kernel has no room (the engine's in-flight cap, -EAGAIN, a full
  * submission ring) the rest stays queued and the queue is "blocked": new
  * requests only join it, and reaping, which makes room, submits them.
@@ -125,6 +141,7 @@ static void blk_ioq_submit(BlkIoq *q)
         q->stats.submitted += ret;
         q->stats.largest_batch = MAX(q->stats.largest_batch, (unsigned)ret);
         q->in_flight += ret;
+        q->completes_inline = q->ops->waiting(q) >= q->in_flight;
         q->stats.max_in_flight = MAX(q->stats.max_in_flight, q->in_flight);
         q->in_queue -= ret;
         for (i = 0; i < (unsigned)ret; i++) {
@@ -138,6 +155,9 @@ static void blk_ioq_submit(BlkIoq *q)
     q->blocked = q->in_queue > 0;
     if (q->blocked) {
         q->stats.stalled++;
+    } else if (!q->retry) {
+        /* Nothing left for it: spare the loop an iteration. */
+        qemu_bh_cancel(q->submit_bh);
     }
 
     /* Completed only now: a woken coroutine may submit again. */
@@ -183,6 +203,21 @@ static void blk_ioq_submit_bh(void *opaque)
     if (!q->blocked && !QSIMPLEQ_EMPTY(&q->queue)) {
         blk_ioq_submit(q);
     }
+}
+
+/*
+ * Called while completions are handled: does the device have no more
+ * requests to work on than the queue holds back (see the top of the file)?
+ */
+static bool blk_ioq_device_starved(BlkIoq *q)
+{
+    unsigned waiting;
+
+    if (!q->reaping || q->completes_inline) {
+        return false;
+    }
+    waiting = q->ops->waiting(q);
+    return waiting >= q->in_flight || q->in_queue >= q->in_flight - waiting;
 }
 
 /*
@@ -238,6 +273,9 @@ int coroutine_fn blk_ioq_co_submit(BlkIoq *q, BlkIoqReq *req,
     if (!q->blocked) {
         /* Blocked, it goes out when reaping makes room. */
         if (q->in_queue >= blk_ioq_max_batch(q, dev_max_batch)) {
+            blk_ioq_submit(q);
+        } else if (blk_ioq_device_starved(q)) {
+            q->stats.early_submits++;
             blk_ioq_submit(q);
         } else if (q->in_queue == 1) {
             qemu_bh_schedule(q->submit_bh);

@@ -220,6 +220,20 @@ static bool laio_ready(BlkIoq *q)
     return s->event_idx < s->event_max || laio_fetch_events(s);
 }
 
+static unsigned laio_waiting(BlkIoq *q)
+{
+    LinuxAioState *s = container_of(q, LinuxAioState, ioq);
+
+    if (s->ring) {
+        unsigned head = qatomic_read(&s->ring->head);
+        unsigned tail = qatomic_load_acquire(&s->ring->tail);
+
+        return (tail + s->ring->nr - head) % s->ring->nr;
+    }
+    /* Only what io_getevents() returned is known without asking again. */
+    return s->event_max - s->event_idx;
+}
+
 /* Turn the kernel's byte count into the API's result. */
 static bool laio_complete(BlkIoq *q, BlkIoqReq *ioq_req, int64_t res)
 {
@@ -248,6 +262,7 @@ static const BlkIoqOps laio_ops = {
     .reap = laio_reap,
     .complete = laio_complete,
     .ready = laio_ready,
+    .waiting = laio_waiting,
 };
 
 /* ---- Requests --------------------------------------------------------- */

@@ -23,9 +23,10 @@
  *   parameter update or free joins it.
  *
  * Wake-ups: an idle worker waits on request_cond.  A submission claims one
- * idle worker by counting a wakeup and signalling; the worker that next
- * leaves its wait (for whatever reason) consumes the count and looks at the
- * queue again before it may decide to exit.  So a queued request always has
+ * idle worker by counting a wakeup under the lock, and signals once it has
+ * dropped the lock; the worker that next leaves its wait (for whatever
+ * reason) consumes the count and looks at the queue again before it may
+ * decide to exit.  So a queued request always has
  * a worker that will look at it: a busy one (it re-checks the queue before
  * waiting), a claimed idle one, or a new one.
  */
@@ -398,6 +399,7 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
     ThreadPoolElement *req;
     ThreadPool *pool;
     bool spawned = false;
+    bool wake = false;
 
     if (unlikely(!ctx)) {
         error_report("thread_pool_submit_aio: the calling thread has no "
@@ -427,12 +429,22 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPoolFunc *func, void *arg,
     pool->n_queued++;
     if (pool->idle_threads > pool->wakeups) {
         pool->wakeups++;
-        qemu_cond_signal(&pool->request_cond);
+        wake = true;
     } else if (pool->cur_threads < pool->max_threads) {
         thread_pool_spawn_locked(pool);
         spawned = true;
     }
     qemu_mutex_unlock(&pool->lock);
+
+    /*
+     * Signalled after the unlock, or the worker would wake only to block on
+     * the lock we still hold.  The claim above is what counts: whichever
+     * idle worker leaves its wait first, for this signal or any other
+     * reason, consumes it and looks at the queue.
+     */
+    if (wake) {
+        qemu_cond_signal(&pool->request_cond);
+    }
 
     /* Spawning is the slow path anyway: reap the workers that idled out. */
     if (unlikely(spawned)) {

@@ -430,6 +430,111 @@ static void test_batch_max_batch(void)
     check_batching(16, 70, 5);
 }
 
+/*
+ * A wave: WAVE reads, each on its own empty pipe, are all in flight; then
+ * every pipe gets a byte at once, so the kernel has completed all of them
+ * before the loop looks.  Each read's coroutine reads again at once
+ * (the pipe is empty again, so that one stays in flight).  The device has
+ * nothing left to do while the loop handles the wave: the first new read
+ * goes to the kernel alone, before the other completions are handled,
+ * and the rest in batches as large as what the device still has: 1, 1, 2,
+ * 4, 8.  Batched in one call at the end, they would all reach the device
+ * only after the whole wave was handled.
+ */
+#define WAVE 16
+
+typedef struct WaveReader {
+    int fds[2];
+    uint8_t byte;
+    int reads;
+    int ret;
+    unsigned *pending;
+} WaveReader;
+
+static void coroutine_fn wave_reader_co(void *opaque)
+{
+    WaveReader *w = opaque;
+    QEMUIOVector qiov;
+
+    qemu_iovec_init_buf(&qiov, &w->byte, 1);
+    for (w->reads = 0; w->reads < 2; w->reads++) {
+        w->ret = luring_co_submit(NULL, w->fds[0], 0, &qiov, QEMU_AIO_READ);
+        if (w->ret < 0) {
+            break;
+        }
+    }
+    (*w->pending)--;
+}
+
+/* Give each reader a byte, then wait until the kernel has posted @n CQEs. */
+static void wave_feed(LuringState *s, WaveReader *w, uint8_t byte, int n)
+{
+    int i;
+
+    for (i = 0; i < WAVE; i++) {
+        g_assert_cmpint(write(w[i].fds[1], &byte, 1), ==, 1);
+    }
+    /*
+     * The reads complete in this thread's task work, which runs when the
+     * write returns: the CQEs are all there now.
+     */
+    g_assert_cmpuint(qaio_int_luring_waiting(s), ==, n);
+}
+
+static void test_wave_resubmits_early(void)
+{
+    AioContext *ctx = qemu_get_aio_context();
+    LuringState *s = main_engine();
+    WaveReader w[WAVE];
+    unsigned pending = WAVE;
+    LuringStats st;
+    int i;
+
+    for (i = 0; i < WAVE; i++) {
+        w[i] = (WaveReader) { .pending = &pending };
+        g_assert_cmpint(pipe(w[i].fds), ==, 0);
+        qemu_coroutine_enter(qemu_coroutine_create(wave_reader_co, &w[i]));
+    }
+    /* Queued before the loop ran: one batch, from the bottom half. */
+    qaio_int_luring_reset_stats(s);
+    for (i = 0; i < BLK_TEST_MAX_ITERATIONS && !engine_stats(s).ioq.submitted;
+         i++) {
+        aio_poll(ctx, false);
+    }
+    st = engine_stats(s);
+    g_assert_cmpuint(st.ioq.submit_calls, ==, 1);
+    g_assert_cmpuint(st.ioq.submitted, ==, WAVE);
+    g_assert_cmpuint(st.ioq.early_submits, ==, 0);
+
+    qaio_int_luring_reset_stats(s);
+    wave_feed(s, w, 0x5a, WAVE);
+    for (i = 0; i < BLK_TEST_MAX_ITERATIONS &&
+         engine_stats(s).ioq.submitted < WAVE; i++) {
+        aio_poll(ctx, true);
+    }
+    st = engine_stats(s);
+    g_assert_cmpuint(st.ioq.submitted, ==, WAVE);
+    g_assert_cmpuint(st.ioq.submit_calls, ==, 5);
+    g_assert_cmpuint(st.ioq.early_submits, ==, 5);
+    g_assert_cmpuint(st.ioq.largest_batch, ==, 8);
+    for (i = 0; i < WAVE; i++) {
+        g_assert_cmpint(w[i].ret, ==, 0);
+        g_assert_cmpint(w[i].reads, ==, 1);
+        g_assert_cmpuint(w[i].byte, ==, 0x5a);
+    }
+
+    /* The second reads complete too; nobody reads again. */
+    wave_feed(s, w, 0xa5, WAVE);
+    blk_test_poll_until_zero(&pending);
+    for (i = 0; i < WAVE; i++) {
+        g_assert_cmpint(w[i].ret, ==, 0);
+        g_assert_cmpint(w[i].reads, ==, 2);
+        g_assert_cmpuint(w[i].byte, ==, 0xa5);
+        close(w[i].fds[0]);
+        close(w[i].fds[1]);
+    }
+}
+
 /* ---- Busy polling ------------------------------------------------------- */
 
 /*
@@ -614,6 +719,8 @@ int main(int argc, char **argv)
                     test_batch_default);
     g_test_add_func("/blk-io_uring/batch/aio-max-batch",
                     test_batch_max_batch);
+    g_test_add_func("/blk-io_uring/batch/wave-resubmits-early",
+                    test_wave_resubmits_early);
     g_test_add_func("/blk-io_uring/poll/reaps-without-eventfd",
                     test_poll_reaps_without_eventfd);
     g_test_add_func("/blk-io_uring/error/unsupported-type",

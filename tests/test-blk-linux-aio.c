@@ -226,6 +226,50 @@ static void test_max_batch(void)
 }
 
 /*
+ * Buffered reads complete inside io_submit(), so there is no device to
+ * keep busy: reads issued while completions are handled (each coroutine
+ * reads twice) still wait for one batch rather than go out one by one as
+ * the device-starved rule would send them for O_DIRECT.
+ */
+#define INLINE_READERS 16
+
+static void test_inline_completions_batched(void)
+{
+    LinuxAioState *s = main_engine();
+    BlkTestReq reqs[INLINE_READERS];
+    QEMUIOVector qiovs[INLINE_READERS];
+    uint8_t *mem = blk_test_alloc((size_t)INLINE_READERS * PAGE);
+    g_autofree uint8_t *expect = g_malloc((size_t)INLINE_READERS * PAGE);
+    LaioStats st;
+    int fd = blk_test_open(false);
+    int i;
+
+    blk_test_fill_random(expect, (size_t)INLINE_READERS * PAGE);
+    g_assert_cmpint(pwrite(fd, expect, (size_t)INLINE_READERS * PAGE, 0), ==,
+                    (ssize_t)INLINE_READERS * PAGE);
+    memset(mem, 0, (size_t)INLINE_READERS * PAGE);
+    for (i = 0; i < INLINE_READERS; i++) {
+        blk_test_page_req(&reqs[i], &qiovs[i], fd, mem, i, QEMU_AIO_READ);
+        reqs[i].repeat = 1;
+    }
+    qaio_int_laio_reset_stats(s);
+    blk_test_run_all(reqs, INLINE_READERS);
+    for (i = 0; i < INLINE_READERS; i++) {
+        g_assert_cmpint(reqs[i].ret, ==, 0);
+    }
+    g_assert_cmpmem(mem, (size_t)INLINE_READERS * PAGE, expect,
+                    (size_t)INLINE_READERS * PAGE);
+    qaio_int_laio_get_stats(s, &st);
+    g_assert_cmpuint(st.ioq.submitted, ==, 2 * INLINE_READERS);
+    g_assert_cmpuint(st.ioq.submit_calls, ==, 2);
+    g_assert_cmpuint(st.ioq.largest_batch, ==, INLINE_READERS);
+    g_assert_cmpuint(st.ioq.early_submits, ==, 0);
+    g_assert_cmpuint(st.ioq.submit_reaped, ==, 2 * INLINE_READERS);
+    free(mem);
+    close(fd);
+}
+
+/*
  * An engine allowed more requests in flight than its kernel context holds
  * (io_setup(1) gives a one-page ring of 127 events) and a batch limit above
  * MANY: the kernel runs out of room, the rest stays queued and goes in as
@@ -524,6 +568,8 @@ int main(int argc, char **argv)
     g_test_add_data_func("/blk-linux-aio/batch/default/direct",
                          GINT_TO_POINTER(true), test_default_batch);
     g_test_add_func("/blk-linux-aio/batch/max-batch", test_max_batch);
+    g_test_add_func("/blk-linux-aio/batch/inline-completions-batched",
+                    test_inline_completions_batched);
     g_test_add_data_func("/blk-linux-aio/queue-full/ring",
                          GINT_TO_POINTER(false), test_queue_full);
     g_test_add_data_func("/blk-linux-aio/queue-full/io-getevents",

@@ -25,6 +25,7 @@
 #include "qemu/main-loop.h"
 #include "qaio/iothread.h"
 #include "../src/thread-pool-int.h"
+#include "sanitizer-scale.h"
 #include "thread-probe.h"
 #include "watchdog.h"
 #include <pthread.h>
@@ -887,6 +888,57 @@ static void test_params_idle_exit(void)
     run_in_new_context(idle_case, NULL);
 }
 
+/*
+ * Submissions racing with idle workers that time out: a submission claims
+ * an idle worker and signals it after dropping the lock, and meanwhile the
+ * worker may leave its wait on its own (a 1 ms idle timeout) or exit.  The
+ * claim must still be honoured by somebody, or a request would be
+ * stranded (a hang, which the watchdog reports).  Bursts of 1 to 4 short
+ * requests; every fourth round first waits for every worker to have timed
+ * out and exited, so that the next burst spawns them again.  Then the same
+ * with the minimum at the maximum, where idle workers wait without a
+ * timeout and only the signal can wake them.
+ */
+#define RACE_ROUNDS SCALED(3000)
+
+static void idle_race_case(AioContext *ctx, void *opaque)
+{
+    ThreadPool *pool = aio_get_thread_pool(ctx);
+    int tid = qemu_get_thread_id();
+    Job jobs[4];
+    int round, i, done = 0;
+
+    qaio_int_thread_pool_set_idle_timeout(pool, 1);
+    aio_context_set_thread_pool_params(ctx, 0, 4, &error_abort);
+    reset_counters();
+    for (round = 0; round < 2 * RACE_ROUNDS; round++) {
+        int n = round % 4 + 1;
+
+        if (round == RACE_ROUNDS) {
+            aio_context_set_thread_pool_params(ctx, 4, 4, &error_abort);
+        } else if (round < RACE_ROUNDS && round % 4 == 0) {
+            g_assert_true(qaio_int_thread_pool_wait_threads(pool, 0,
+                                                            WAIT_THREADS_MS));
+        }
+        for (i = 0; i < n; i++) {
+            jobs[i] = (Job){ .value = round * 4 + i };
+            thread_pool_submit_aio(job_fn, &jobs[i], job_cb, &jobs[i]);
+        }
+        done += n;
+        poll_completions(ctx, done);
+        for (i = 0; i < n; i++) {
+            assert_job_done(&jobs[i], tid);
+        }
+        g_assert_cmpint(qaio_int_thread_pool_threads(pool), <=, 4);
+    }
+    g_assert_cmpint(qatomic_read(&max_running), <=, 4);
+}
+
+static void test_wakeup_idle_race(void)
+{
+    run_in_new_context(idle_race_case, NULL);
+}
+
 static void test_params_invalid(void)
 {
     AioContext *ctx = qemu_get_aio_context();
@@ -986,6 +1038,8 @@ int main(int argc, char **argv)
     g_test_add_func("/thread-pool/params/max-burst", test_params_max_burst);
     g_test_add_func("/thread-pool/params/idle-exit", test_params_idle_exit);
     g_test_add_func("/thread-pool/params/invalid", test_params_invalid);
+    g_test_add_func("/thread-pool/wakeup/idle-timeout-races-submit",
+                    test_wakeup_idle_race);
     g_test_add_func("/thread-pool/misuse/submit-without-context",
                     test_submit_without_context_aborts);
     g_test_add_func("/thread-pool/misuse/submit-co-outside-coroutine",
