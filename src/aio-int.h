@@ -65,7 +65,7 @@ enum {
 
 /* Bottom half flags, updated with atomic read-modify-write operations. */
 enum {
-    BH_PENDING   = (1 << 0),    /* on ctx->bh_list or a slice */
+    BH_PENDING   = (1 << 0),    /* on a BH list or a slice */
     BH_SCHEDULED = (1 << 1),    /* the callback should run */
     BH_DELETED   = (1 << 2),    /* free without running */
     BH_ONESHOT   = (1 << 3),    /* free right after running */
@@ -144,6 +144,13 @@ typedef struct AioContextPriv {
     /* Consecutive aio_poll() calls that skipped the fd monitor's wait. */
     unsigned skipped_waits;         /* home thread */
 
+    /*
+     * BHs that rescheduled themselves from their own callback while
+     * ctx->bh_list was empty, newest first, and all older than anything on
+     * ctx->bh_list.  Home thread only (see aio_bh_enqueue()).
+     */
+    BHList bh_local;
+
     /* qaio/metrics.h: written by the home thread only (aio_metric_add). */
     AioLoopCounters metrics;
 
@@ -158,6 +165,13 @@ typedef struct AioContextPriv {
      */
     bool io_uring_ok;
     bool io_uring_multishot;        /* home thread */
+    /*
+     * The ring defers task work (DEFER_TASKRUN): only io_uring_owner, the
+     * thread that enabled it, may enter it.  Set up before any wait; the
+     * owner is read and written by waiting threads only.
+     */
+    bool io_uring_deferred;
+    const void *io_uring_owner;
     bool io_uring_leave;
     unsigned io_uring_removals;
     AioHandler **io_uring_recheck;
@@ -310,9 +324,29 @@ static inline int qaio_io_uring_queue_init(unsigned entries,
 int64_t aio_bh_timeout(AioContext *ctx);
 void aio_bh_list_free_all(AioContext *ctx);
 
+/*
+ * A quick look for aio_poll(): true if the BH pushed last on either list
+ * is scheduled, neither idle nor deleted, so that aio_bh_timeout() would
+ * return 0.  False proves nothing.  Home thread only: only it frees queued
+ * BHs; the acquire load pairs with the push's compare-and-swap.
+ */
+static inline bool aio_bh_surely_scheduled(AioContext *ctx)
+{
+    QEMUBH *bh = qatomic_read(&aio_priv(ctx)->bh_local.slh_first);
+
+    if (!bh) {
+        bh = qatomic_rcu_read(&ctx->bh_list.slh_first);
+        if (!bh) {
+            return false;
+        }
+    }
+    return (qatomic_read(&bh->flags) &
+            (BH_SCHEDULED | BH_DELETED | BH_IDLE)) == BH_SCHEDULED;
+}
+
 /* aio-adaptive-poll.c */
 bool aio_try_poll_mode(AioContext *ctx, AioHandlerList *ready_list,
-                       int64_t *timeout);
+                       int64_t *timeout, int64_t *poll_end);
 bool aio_poll_set_started(AioContext *ctx, AioHandlerList *ready_list,
                           bool started, int64_t *timeout);
 void aio_adjust_polling_time(AioContext *ctx, int64_t block_ns);
@@ -326,6 +360,25 @@ void aio_release_removed_handler(AioContext *ctx, AioHandler *node);
 
 /* aio-notify.c: the context's own notifier and its callbacks. */
 void aio_context_notifier_register(AioContext *ctx);
+void aio_notify_accept_clear(AioContext *ctx);
+
+/*
+ * aio_notify_accept(), with its common case in line for aio_poll().
+ * Model: tests/model/aio-notify.pml (ACCEPT_FAST_PATH).
+ */
+static inline void aio_notify_accept_inline(AioContext *ctx)
+{
+    if (qatomic_read(&ctx->notified)) {
+        aio_notify_accept_clear(ctx);
+    } else {
+        /*
+         * Nothing to clear.  Keep the loads of BHs, fds and timers after
+         * this one; a notification we miss now still sets "notified" for
+         * the next iteration to see.
+         */
+        smp_rmb();
+    }
+}
 
 /*
  * The context whose callbacks this thread is dispatching right now, if
@@ -345,6 +398,19 @@ static inline AioContext *aio_begin_dispatch(AioContext *ctx)
 static inline void aio_end_dispatch(AioContext *outer)
 {
     aio_dispatching_ctx = outer;
+}
+
+/*
+ * The early return of aio_notify(), in line for qemu_bh_schedule().  A
+ * callback of @ctx running in its home thread (a BH rescheduling itself,
+ * say) needs no wake-up: the home thread looks at BHs, fds and timers
+ * again before it next blocks, and nobody else may be waiting on @ctx
+ * while notify_me is zero.  This also holds in a signal handler that
+ * interrupted such a callback.
+ */
+static inline bool aio_notify_unneeded(AioContext *ctx)
+{
+    return aio_dispatching_ctx == ctx && !qatomic_read(&ctx->notify_me);
 }
 
 /* aio-gsource.c */

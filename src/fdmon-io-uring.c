@@ -1,17 +1,39 @@
 /*
- * fdmon-io-uring.c: the io_uring fd monitor.
+ * fdmon-io-uring.c: the io_uring fd monitor, as the context sees it.
  *
  * Each context owns a ring (ctx->fdmon_io_uring) holding one poll request
  * per watched fd, whose user_data is the AioHandler.  update() only
  * records what changed, by flagging the handler and pushing it onto
  * ctx->submit_list; the next wait() turns that list into SQEs, submits
  * them and waits in the same io_uring_enter(), then turns the CQEs into
- * ready handlers.  aio_context_setup() picks this monitor when a ring can
- * be created; a context moves to poll(2) for good once GLib drives it
- * (aio_context_use_g_source), since GLib can poll the ring fd but not the
- * handlers' own GPollFDs through it.
+ * ready handlers (fdmon-io-uring-ring.c does the SQEs, CQEs and
+ * rechecks; this file the FDMonOps, the ring's life and the wait loop).
+ * Only QAIO_FDMON=io_uring picks this monitor (see aio-context.c for why
+ * it is not the default); a context moves to poll(2) for good once GLib
+ * drives it (aio_context_use_g_source), since GLib can poll the ring fd
+ * but not the handlers' own GPollFDs through it.
  *
  * Kernel behaviour that shaped it:
+ *  - By default the kernel turns a poll wake-up into a CQE with task work
+ *    run on the way out of whatever system call the woken thread makes
+ *    next: with the fds' peers in the same thread, every send() pays for
+ *    a signal-path exit and a CQE on top of its own work (about 500 ns an
+ *    event on bench/'s sockets scenarios).  QAIO_FDMON_IO_URING_DEFER=1
+ *    makes the ring with IORING_SETUP_DEFER_TASKRUN (Linux 6.1): task
+ *    work then waits for our own io_uring_enter(), which runs it in one
+ *    batch (IORING_SQ_TASKRUN says when a wait that would not enter the
+ *    kernel must).  Such a ring has one submitter
+ *    (IORING_SETUP_SINGLE_ISSUER): it is created disabled and enabled by
+ *    the first thread that waits on it.  A wait() in any other thread (a
+ *    context handed to a new thread, or the owner gone) cannot enter it,
+ *    so the context moves to poll(2) as it does for GLib.  Where the
+ *    kernel refuses those flags, and under ThreadSanitizer and valgrind
+ *    (see fdmon_io_uring_block_in_ppoll()), the ring is immediate.
+ *    Deferred is opt-in for now: a handler removed from another thread
+ *    just as its fd gets ready takes ~20x longer to settle with it
+ *    (/fdmon-io-uring/mt/remove-as-ready: ~25 s instead of ~1.2 s,
+ *    io_uring_enter(GETEVENTS) returning at once many times a round);
+ *    to be understood before it can be the io_uring monitor's default.
  *  - A multishot poll (IORING_POLL_ADD_MULTI, Linux 5.13) stays armed but
  *    is edge-triggered: it posts a CQE when the fd's wait queue is woken,
  *    not while the fd stays ready, and the kernel refuses
@@ -19,10 +41,11 @@
  *    CQE only says "look": a zero-timeout poll(2) over the handlers that
  *    CQEs named (the "recheck" list) decides which are ready, and they stay
  *    on the list, asked again by every wait(), while they are.  Asking the
- *    fd also means that a CQE for data that is gone (consumed already, or
- *    reported earlier by a recheck) calls nobody, as with poll and epoll.
- *    The context's own notifier is exempt: its callback always empties the
- *    eventfd and tolerates a call for nothing.
+ *    fd also means that a CQE for data that is gone calls nobody, as with
+ *    poll and epoll: the CQE carries the mask of the wake-up (pipes and
+ *    sockets pass one), not a fresh poll, even from a deferred ring.
+ *    The context's own notifier is exempt: its callback always empties
+ *    the eventfd and tolerates a call for nothing.
  *  - A one-shot poll is re-armed after every CQE.  It is used where the
  *    kernel refuses multishot (-EINVAL) and where
  *    QAIO_FDMON_IO_URING_ONESHOT=1 asks for it (tests).
@@ -51,55 +74,17 @@
  * Whoever holds list_lock while nobody walks may tear the ring down
  * (fdmon_io_uring_leave()), so nothing outside wait() reads ring memory:
  * need_wait() in particular runs before aio_poll() counts itself as a
- * walker.
+ * walker.  io_uring_owner is only used by waiting threads, which the
+ * caller already serializes (one aio_poll() at a time per context).
  */
 #include "qemu/osdep.h"
-#include "aio-int.h"
-#ifdef CONFIG_VALGRIND_H
-#include <valgrind/valgrind.h>
-#endif
+#include "fdmon-io-uring.h"
+#include <sys/syscall.h>
 
 #ifdef CONFIG_LINUX_IO_URING
 
 /* Submission queue size; the completion queue is twice as big. */
 #define FDMON_IO_URING_ENTRIES 128
-
-/* CQEs taken from the ring at a time. */
-#define FDMON_IO_URING_BATCH 64
-
-/* What a poll request asks for and what a CQE reports, as GLib flags. */
-static unsigned poll_mask_from_pfd(int pfd_events)
-{
-    return (pfd_events & G_IO_IN ? POLLIN : 0) |
-           (pfd_events & G_IO_OUT ? POLLOUT : 0) |
-           (pfd_events & G_IO_HUP ? POLLHUP : 0) |
-           (pfd_events & G_IO_ERR ? POLLERR : 0);
-}
-
-static int pfd_events_from_poll(unsigned mask)
-{
-    return (mask & POLLIN ? G_IO_IN : 0) |
-           (mask & POLLOUT ? G_IO_OUT : 0) |
-           (mask & POLLHUP ? G_IO_HUP : 0) |
-           (mask & POLLERR ? G_IO_ERR : 0);
-}
-
-/*
- * Flag @node and put it on ctx->submit_list unless it is there already.
- * Any thread: update() under list_lock, wait() for re-arming.  The
- * fetch_or decides who pushes; the push is a cmpxchg that publishes the
- * node, paired with the xchg in fdmon_io_uring_fill_sq().
- */
-static void fdmon_io_uring_enqueue(AioContext *ctx, AioHandler *node,
-                                   unsigned flags)
-{
-    unsigned old = qatomic_fetch_or(&node->flags,
-                                    FDMON_IO_URING_PENDING | flags);
-
-    if (!(old & FDMON_IO_URING_PENDING)) {
-        QSLIST_INSERT_HEAD_ATOMIC(&ctx->submit_list, node, node_submitted);
-    }
-}
 
 static void fdmon_io_uring_update(AioContext *ctx, AioHandler *old_node,
                                   AioHandler *new_node)
@@ -119,381 +104,12 @@ static void fdmon_io_uring_update(AioContext *ctx, AioHandler *old_node,
 }
 
 /*
- * An SQE; if the ring is full and @may_submit, submit what is queued to
- * make room.  NULL if there is none.
- */
-static struct io_uring_sqe *fdmon_io_uring_get_sqe(AioContext *ctx,
-                                                   bool may_submit)
-{
-    struct io_uring *ring = &ctx->fdmon_io_uring;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-    if (!sqe && may_submit) {
-        io_uring_submit(ring);
-        sqe = io_uring_get_sqe(ring);
-    }
-    return sqe;
-}
-
-/* Queue a poll request for @node.  False if the ring had no room. */
-static bool fdmon_io_uring_arm(AioContext *ctx, AioHandler *node,
-                               bool may_submit)
-{
-    AioContextPriv *priv = aio_priv(ctx);
-    struct io_uring_sqe *sqe = fdmon_io_uring_get_sqe(ctx, may_submit);
-    unsigned mask = poll_mask_from_pfd(node->pfd.events);
-    unsigned armed = FDMON_IO_URING_ARMED;
-
-    if (!sqe) {
-        return false;
-    }
-#ifdef IORING_POLL_ADD_MULTI
-    if (priv->io_uring_multishot) {
-        io_uring_prep_poll_multishot(sqe, node->pfd.fd, mask);
-        armed |= FDMON_IO_URING_MULTISHOT;
-    } else
-#endif
-    {
-        io_uring_prep_poll_add(sqe, node->pfd.fd, mask);
-    }
-    io_uring_sqe_set_data(sqe, node);
-    qatomic_fetch_or(&node->flags, armed);
-    return true;
-}
-
-/*
- * Arm @node again after its request ended, while taking CQEs: straight
- * into the SQ, the submit list is for update().  Never submitted from
- * here: a multishot poll armed on a ready fd while the CQ ring overflows
- * ends at once, and re-arming it on the spot would go round for ever.  The
- * next wait() submits it.
- */
-static void fdmon_io_uring_rearm(AioContext *ctx, AioHandler *node)
-{
-    if (!fdmon_io_uring_arm(ctx, node, false)) {
-        fdmon_io_uring_enqueue(ctx, node, FDMON_IO_URING_ADD);
-    }
-}
-
-/* Queue the cancellation of @node's request.  False if no room. */
-static bool fdmon_io_uring_cancel(AioContext *ctx, AioHandler *node)
-{
-    struct io_uring_sqe *sqe = fdmon_io_uring_get_sqe(ctx, true);
-
-    if (!sqe) {
-        return false;
-    }
-    /* Its own CQE carries user_data 0 and is ignored. */
-    io_uring_prep_poll_remove(sqe, (uintptr_t)node);
-    io_uring_sqe_set_data(sqe, NULL);
-    qatomic_fetch_or(&node->flags, FDMON_IO_URING_CANCELLING);
-    return true;
-}
-
-/*
- * Turn ctx->submit_list into SQEs.  Removed nodes without a request go to
- * @release.  Returns false if some node had to wait for room in the ring
- * (it is back on the list).
- */
-static bool fdmon_io_uring_fill_sq(AioContext *ctx, AioHandlerSList *release)
-{
-    AioHandlerSList list;
-    AioHandler *node;
-    bool complete = true;
-
-    QSLIST_MOVE_ATOMIC(&list, &ctx->submit_list);
-    while ((node = QSLIST_FIRST(&list))) {
-        unsigned flags;
-
-        /*
-         * Unlink before clearing PENDING: from then on update() may push
-         * the node again, which rewrites node_submitted.
-         */
-        QSLIST_REMOVE_HEAD(&list, node_submitted);
-        flags = qatomic_fetch_and(&node->flags, ~(FDMON_IO_URING_PENDING |
-                                                  FDMON_IO_URING_ADD));
-
-        if ((flags & FDMON_IO_URING_REMOVE) &&
-            !(flags & FDMON_IO_URING_DEQUEUED)) {
-            /* The first time the removal comes off the list. */
-            qatomic_fetch_or(&node->flags, FDMON_IO_URING_DEQUEUED);
-            qatomic_dec(&aio_priv(ctx)->io_uring_removals);
-        }
-        if (flags & FDMON_IO_URING_REMOVE) {
-            if (!(flags & FDMON_IO_URING_ARMED)) {
-                /* Never armed, or its last CQE is in: nobody refers to it. */
-                QSLIST_INSERT_HEAD(release, node, node_submitted);
-            } else if (!(flags & FDMON_IO_URING_CANCELLING) &&
-                       !fdmon_io_uring_cancel(ctx, node)) {
-                fdmon_io_uring_enqueue(ctx, node, 0);
-                complete = false;
-            }
-        } else if ((flags & FDMON_IO_URING_ADD) &&
-                   !(flags & FDMON_IO_URING_ARMED) &&
-                   !fdmon_io_uring_arm(ctx, node, true)) {
-            fdmon_io_uring_enqueue(ctx, node, FDMON_IO_URING_ADD);
-            complete = false;
-        }
-    }
-    return complete;
-}
-
-/*
- * Hand @node to aio_poll() with @revents, merged with what it was already
- * handed (by another CQE, or by an enclosing aio_poll()).
- */
-static void fdmon_io_uring_ready(AioHandlerList *ready_list, AioHandler *node,
-                                 int revents)
-{
-    if (QLIST_IS_INSERTED(node, node_ready)) {
-        revents |= node->pfd.revents;
-    }
-    aio_add_ready_handler(ready_list, node, revents);
-}
-
-/* Put @node on the recheck list, once. */
-static void fdmon_io_uring_recheck_add(AioContext *ctx, AioHandler *node)
-{
-    AioContextPriv *priv = aio_priv(ctx);
-    unsigned n = priv->io_uring_nrecheck;
-
-    if (qatomic_fetch_or(&node->flags, FDMON_IO_URING_RECHECK) &
-        FDMON_IO_URING_RECHECK) {
-        return;
-    }
-    if (n == priv->io_uring_recheck_alloc) {
-        priv->io_uring_recheck_alloc = MAX(16, n * 2);
-        priv->io_uring_recheck = g_renew(AioHandler *, priv->io_uring_recheck,
-                                         priv->io_uring_recheck_alloc);
-        priv->io_uring_recheck_pfds = g_renew(GPollFD,
-                                              priv->io_uring_recheck_pfds,
-                                              priv->io_uring_recheck_alloc);
-    }
-    priv->io_uring_recheck[n] = node;
-    priv->io_uring_nrecheck = n + 1;
-}
-
-/*
- * One zero-timeout poll(2) over the recheck list: the handlers that a CQE
- * reported in this wait, and those found ready by the previous wait.
- * Those that are ready now go to @ready_list and stay on the list for the
- * next wait, which makes multishot polls level-triggered; the others leave
- * it, and their request stays armed for the next edge.  Returns how many
- * are ready.
- */
-static int fdmon_io_uring_recheck(AioContext *ctx, AioHandlerList *ready_list)
-{
-    AioContextPriv *priv = aio_priv(ctx);
-    AioHandler **nodes = priv->io_uring_recheck;
-    GPollFD *pfds = priv->io_uring_recheck_pfds;
-    unsigned n = priv->io_uring_nrecheck;
-    unsigned m = 0;
-    unsigned kept = 0;
-    unsigned i;
-
-    if (!n) {
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        AioHandler *node = nodes[i];
-
-        qatomic_fetch_and(&node->flags, ~FDMON_IO_URING_RECHECK);
-        if (qatomic_read(&node->flags) & FDMON_IO_URING_REMOVE) {
-            continue;
-        }
-        nodes[m] = node;
-        pfds[m] = (GPollFD){ .fd = node->pfd.fd, .events = node->pfd.events };
-        m++;
-    }
-    priv->io_uring_nrecheck = 0;
-
-    if (m == 0 || qemu_poll_ns(pfds, m, 0) <= 0) {
-        return 0;
-    }
-    for (i = 0; i < m; i++) {
-        int revents = pfds[i].revents & pfds[i].events;
-
-        if (revents) {
-            fdmon_io_uring_ready(ready_list, nodes[i], revents);
-            nodes[kept++] = nodes[i];
-        }
-    }
-    for (i = 0; i < kept; i++) {
-        fdmon_io_uring_recheck_add(ctx, nodes[i]);
-    }
-    return kept;
-}
-
-/*
- * Drop removed nodes from the recheck list before any of them can be
- * released and freed.  Home thread, at the end of wait().
- */
-static void fdmon_io_uring_recheck_prune(AioContext *ctx)
-{
-    AioContextPriv *priv = aio_priv(ctx);
-    unsigned n = priv->io_uring_nrecheck;
-    unsigned kept = 0;
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        AioHandler *node = priv->io_uring_recheck[i];
-
-        if (qatomic_read(&node->flags) & FDMON_IO_URING_REMOVE) {
-            qatomic_fetch_and(&node->flags, ~FDMON_IO_URING_RECHECK);
-        } else {
-            priv->io_uring_recheck[kept++] = node;
-        }
-    }
-    priv->io_uring_nrecheck = kept;
-}
-
-/* One CQE.  Returns 1 if it made a handler ready, else 0. */
-static int fdmon_io_uring_process_cqe(AioContext *ctx,
-                                      AioHandlerList *ready_list,
-                                      AioHandlerSList *release,
-                                      struct io_uring_cqe *cqe)
-{
-    AioContextPriv *priv = aio_priv(ctx);
-    AioHandler *node = io_uring_cqe_get_data(cqe);
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    unsigned flags;
-
-    /* poll_remove CQEs, and liburing's timeouts on kernels before 5.11 */
-    if (!node || cqe->user_data == LIBURING_UDATA_TIMEOUT) {
-        return 0;
-    }
-
-    if (more) {
-        flags = qatomic_read(&node->flags);
-    } else {
-        /* The request is over: the kernel will not mention @node again. */
-        flags = qatomic_fetch_and(&node->flags,
-                                  ~(FDMON_IO_URING_ARMED |
-                                    FDMON_IO_URING_MULTISHOT |
-                                    FDMON_IO_URING_CANCELLING));
-    }
-
-    if (flags & FDMON_IO_URING_REMOVE) {
-        /*
-         * Nothing but fdmon_io_uring_fill_sq() pushes a removed node, so
-         * if it is not on the submit list now it stays off it.
-         */
-        if (!more && !(flags & FDMON_IO_URING_PENDING)) {
-            QSLIST_INSERT_HEAD(release, node, node_submitted);
-        }
-        return 0;
-    }
-
-    if (cqe->res < 0) {
-        switch (cqe->res) {
-        case -EINVAL:
-            if (!(flags & FDMON_IO_URING_MULTISHOT)) {
-                return 0;       /* the fd cannot be polled: leave it */
-            }
-            /* A kernel before 5.13: one-shot polls from now on. */
-            priv->io_uring_multishot = false;
-            break;
-        case -EBADF:
-            return 0;           /* closed before it was armed: leave it */
-        default:
-            break;              /* -ECANCELED, -ENOMEM, ...: try again */
-        }
-        fdmon_io_uring_rearm(ctx, node);
-        return 0;
-    }
-
-    if (!more) {
-        /* One-shot, or a multishot that ended. */
-        fdmon_io_uring_rearm(ctx, node);
-    }
-    if (!aio_handler_is_notifier(ctx, node)) {
-        /* Only a hint: fdmon_io_uring_recheck() asks the fd. */
-        fdmon_io_uring_recheck_add(ctx, node);
-        return 0;
-    }
-    fdmon_io_uring_ready(ready_list, node, pfd_events_from_poll(cqe->res));
-    return 1;
-}
-
-/* Take every CQE there is, flushing an overflow.  Returns ready count. */
-static int fdmon_io_uring_reap(AioContext *ctx, AioHandlerList *ready_list,
-                               AioHandlerSList *release)
-{
-    struct io_uring *ring = &ctx->fdmon_io_uring;
-    struct io_uring_cqe *cqes[FDMON_IO_URING_BATCH];
-    unsigned n;
-    unsigned i;
-    int nready = 0;
-
-    while ((n = io_uring_peek_batch_cqe(ring, cqes, ARRAY_SIZE(cqes))) > 0) {
-        for (i = 0; i < n; i++) {
-            nready += fdmon_io_uring_process_cqe(ctx, ready_list, release,
-                                                 cqes[i]);
-        }
-        io_uring_cq_advance(ring, n);
-    }
-    return nready;
-}
-
-/*
- * Tools that cannot see a thread block in io_uring_enter(), which liburing
- * calls as a raw system call, get a ppoll() on the ring fd instead
- * (readable once a CQE is posted):
- *  - ThreadSanitizer holds a signal back until the thread calls a function
- *    it intercepts: a signal caught just before a blocking io_uring_enter()
- *    would wait there until something else woke the ring.
- *  - valgrind runs one thread at a time and lets the others run only
- *    during system calls it knows may block; 3.19 does not count
- *    io_uring_enter() among them, so a thread woken by another would wait
- *    for ever.
- */
-static bool fdmon_io_uring_block_in_ppoll(void)
-{
-#if defined(QEMU_SANITIZE_THREAD)
-    return true;
-#elif defined(CONFIG_VALGRIND_H)
-    return RUNNING_ON_VALGRIND;
-#else
-    return false;
-#endif
-}
-
-/*
- * Submit what is queued and wait up to @timeout ns (-1: no limit) for a
- * CQE.  Returns a negative errno from io_uring_enter(), e.g. -ETIME or
- * -EINTR, or a non-negative number.
- */
-static int fdmon_io_uring_submit_and_wait(AioContext *ctx, int64_t timeout)
-{
-    struct io_uring *ring = &ctx->fdmon_io_uring;
-    struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts;
-
-    if (fdmon_io_uring_block_in_ppoll()) {
-        GPollFD pfd = { .fd = ring->ring_fd, .events = G_IO_IN };
-        int ret = io_uring_submit(ring);
-
-        if (ret < 0 || io_uring_cq_ready(ring)) {
-            return ret;
-        }
-        ret = qemu_poll_ns(&pfd, 1, timeout);
-        return ret > 0 ? 0 : ret == 0 ? -ETIME : -errno;
-    }
-    if (timeout < 0) {
-        return io_uring_submit_and_wait(ring, 1);
-    }
-    ts.tv_sec = timeout / NANOSECONDS_PER_SECOND;
-    ts.tv_nsec = timeout % NANOSECONDS_PER_SECOND;
-    return io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-}
-
-/*
- * Leave io_uring for poll(2): the context is driven by GLib now.  Called
- * with list_lock held and no walkers, so nobody uses the ring or the
- * handlers' monitor state (need_wait() reads io_uring_removals, hence the
- * atomic store).  Handlers need not be moved:
- * fdmon-poll reads ctx->aio_handlers, and its epoll takeover adds them all
- * to epoll.
+ * Leave io_uring for poll(2): the context is driven by GLib now, or waited
+ * on by a thread that may not enter its deferred ring.  Called with
+ * list_lock held and no walkers, so nobody uses the ring or the handlers'
+ * monitor state (need_wait() reads io_uring_removals, hence the atomic
+ * store).  Handlers need not be moved: fdmon-poll reads ctx->aio_handlers,
+ * and its epoll takeover adds them all to epoll.
  */
 static void fdmon_io_uring_leave(AioContext *ctx)
 {
@@ -534,6 +150,55 @@ static void fdmon_io_uring_leave(AioContext *ctx)
     qatomic_set(&ctx->fdmon_ops, &fdmon_poll_ops);
 }
 
+/* Any address unique to the thread: who enabled a deferred ring. */
+static QAIO_THREAD_LOCAL char fdmon_io_uring_thread_id;
+
+/* io_uring_owner of a ring that nobody may enter any more. */
+#define FDMON_IO_URING_NO_OWNER ((const void *)&fdmon_io_uring_ops)
+
+/*
+ * May this thread enter the ring?  A deferred ring is enabled by, and then
+ * belongs to, the first thread that waits on it.
+ */
+static bool fdmon_io_uring_claim(AioContext *ctx)
+{
+    AioContextPriv *priv = aio_priv(ctx);
+
+    if (!priv->io_uring_deferred ||
+        priv->io_uring_owner == &fdmon_io_uring_thread_id) {
+        return true;
+    }
+    if (priv->io_uring_owner) {
+        return false;
+    }
+    if (syscall(__NR_io_uring_register, ctx->fdmon_io_uring.ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0) {
+        priv->io_uring_owner = FDMON_IO_URING_NO_OWNER;
+        return false;
+    }
+    priv->io_uring_owner = &fdmon_io_uring_thread_id;
+    return true;
+}
+
+/*
+ * wait() in a thread that may not enter the ring: leave io_uring now if
+ * we walk alone, else have poll(2) look at the handlers this once; the
+ * next wait() (or the GSource's prepare()) leaves.
+ */
+static int fdmon_io_uring_wait_elsewhere(AioContext *ctx,
+                                         AioHandlerList *ready_list,
+                                         int64_t timeout)
+{
+    qatomic_set(&aio_priv(ctx)->io_uring_leave, true);
+    if (qemu_lockcnt_dec_if_lock(&ctx->list_lock)) {
+        fdmon_io_uring_leave(ctx);
+        qemu_lockcnt_inc_and_unlock(&ctx->list_lock);
+        return aio_fdmon(ctx)->wait(ctx, ready_list, timeout);
+    }
+    /* No epoll fd exists while on io_uring: this stays poll(2). */
+    return fdmon_poll_ops.wait(ctx, ready_list, timeout);
+}
+
 static int fdmon_io_uring_wait(AioContext *ctx, AioHandlerList *ready_list,
                                int64_t timeout)
 {
@@ -543,8 +208,12 @@ static int fdmon_io_uring_wait(AioContext *ctx, AioHandlerList *ready_list,
     int64_t wait_ns = timeout;      /* what the caller allows */
     int64_t deadline = 0;
     int nready = 0;
+    bool lost = false;
     AioHandler *node;
 
+    if (!fdmon_io_uring_claim(ctx)) {
+        return fdmon_io_uring_wait_elsewhere(ctx, ready_list, timeout);
+    }
     /* aio_context_use_g_source() asked while we walked: leave now. */
     if (qatomic_read(&priv->io_uring_leave) &&
         qemu_lockcnt_dec_if_lock(&ctx->list_lock)) {
@@ -566,12 +235,18 @@ static int fdmon_io_uring_wait(AioContext *ctx, AioHandlerList *ready_list,
     }
 
     for (;;) {
-        int ret = 0;
+        int ret;
 
         if (timeout) {
             ret = fdmon_io_uring_submit_and_wait(ctx, timeout);
-        } else if (io_uring_sq_ready(ring)) {
-            io_uring_submit(ring);
+        } else {
+            ret = fdmon_io_uring_submit(ctx);
+        }
+        if (ret == -EEXIST) {
+            /* Another thread owns the ring after all (a reused address). */
+            priv->io_uring_owner = FDMON_IO_URING_NO_OWNER;
+            lost = true;
+            break;
         }
         nready += fdmon_io_uring_reap(ctx, ready_list, &release);
         nready += fdmon_io_uring_recheck(ctx, ready_list);
@@ -608,6 +283,10 @@ static int fdmon_io_uring_wait(AioContext *ctx, AioHandlerList *ready_list,
         }
         qemu_lockcnt_unlock(&ctx->list_lock);
     }
+    if (lost) {
+        return nready + fdmon_io_uring_wait_elsewhere(ctx, ready_list,
+                                                      nready ? 0 : timeout);
+    }
     return nready;
 }
 
@@ -634,10 +313,27 @@ static bool fdmon_io_uring_need_wait(AioContext *ctx)
 int fdmon_io_uring_setup(AioContext *ctx)
 {
     AioContextPriv *priv = aio_priv(ctx);
-    int ret;
+    int ret = -EINVAL;
 
-    ret = qaio_io_uring_queue_init(FDMON_IO_URING_ENTRIES,
-                                   &ctx->fdmon_io_uring, 0);
+#ifdef IORING_SETUP_DEFER_TASKRUN
+    if (!fdmon_io_uring_block_in_ppoll() &&
+        g_strcmp0(g_getenv("QAIO_FDMON_IO_URING_DEFER"), "1") == 0) {
+        /* Disabled until its owner enables it (fdmon_io_uring_claim()). */
+        ret = qaio_io_uring_queue_init(FDMON_IO_URING_ENTRIES,
+                                       &ctx->fdmon_io_uring,
+                                       IORING_SETUP_SINGLE_ISSUER |
+                                       IORING_SETUP_DEFER_TASKRUN |
+                                       IORING_SETUP_TASKRUN_FLAG |
+                                       IORING_SETUP_R_DISABLED);
+    }
+#endif
+    priv->io_uring_deferred = ret == 0;
+    priv->io_uring_owner = NULL;
+    if (ret == -EINVAL) {
+        /* Before Linux 6.1, or not wanted: an immediate ring. */
+        ret = qaio_io_uring_queue_init(FDMON_IO_URING_ENTRIES,
+                                       &ctx->fdmon_io_uring, 0);
+    }
     if (ret < 0) {
         return ret;
     }

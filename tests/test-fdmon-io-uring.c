@@ -2,23 +2,29 @@
  * test-fdmon-io-uring.c: the io_uring fd monitor (src/fdmon-io-uring.c).
  *
  * What the shared fd tests cannot see: exact dispatch counts through
- * multishot and one-shot poll requests, handlers removed while the kernel
+ * multishot and one-shot poll requests (through a deferred ring and an
+ * immediate one), handlers removed while the kernel
  * still holds their requests (ASan catches an early free), the same fd
  * removed and registered again in one iteration, a handler that closes
  * its own fd, a thousand fds, handlers changed from another thread while
- * the loop sleeps in the ring, the move to poll(2) when GLib drives the
- * context, and the fallback when io_uring cannot be had.  The whole core
- * suite also runs under QAIO_FDMON=io_uring ('fdmon' in meson.build).
+ * the loop sleeps in the ring, handlers removed by another thread just as
+ * their fd becomes ready (10,000 rounds), the move to poll(2) when GLib
+ * drives the context and the handler count of a context GLib alone drives
+ * through many adds and removals, a context waited on by a thread that
+ * may not enter its deferred ring, and the fallback when io_uring cannot
+ * be had.  The whole core suite also runs under QAIO_FDMON=io_uring
+ * ('fdmon' in meson.build).
  *
  * Threading: the main thread is the home thread of every context; the
  * /mt/ cases add one helper thread that only calls aio_set_fd_handler(),
- * write() and aio_bh_schedule_oneshot().
+ * write() and aio_bh_schedule_oneshot(), except mt/other-thread-waits,
+ * whose helper drives the context while the main thread leaves it alone.
  *
  * The cases set QAIO_FDMON (and QAIO_DISABLE_IO_URING,
- * QAIO_FDMON_IO_URING_ONESHOT) themselves before creating a context, so
- * the program is registered once, outside the fdmon matrix.  Without
- * io_uring (not built in, or refused by the kernel) they are skipped,
- * except the fallback case.
+ * QAIO_FDMON_IO_URING_ONESHOT, QAIO_FDMON_IO_URING_DEFER) themselves
+ * before creating a context, so the program is registered once, outside
+ * the fdmon matrix.  Without io_uring (not built in, or refused by the
+ * kernel) they are skipped, except the fallback case.
  */
 #include "qemu/osdep.h"
 #include "block/aio.h"
@@ -26,6 +32,8 @@
 #include "qemu/main-loop.h"
 #include "qemu/thread.h"
 #include "qaio/fdmon.h"
+#include "../src/aio-int.h"         /* AioHandler: the handler count */
+#include "sanitizer-scale.h"
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -226,9 +234,9 @@ static void test_selected(void)
     g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "io_uring");
     aio_context_unref(ctx);
 
-    /* The default when a ring can be had. */
+    /* Not the default, even though a ring can be had. */
     ctx = ctx_new_with(NULL, false);
-    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "io_uring");
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "poll");
     aio_context_unref(ctx);
 
     ctx = ctx_new_with("epoll", false);
@@ -759,6 +767,116 @@ static void test_g_source_from_handler(void)
     }
 }
 
+/*
+ * Handler nodes the context holds, live and removed-but-not-yet-freed
+ * (home thread, nobody else touching the context).
+ */
+static int count_nodes(AioContext *ctx)
+{
+    AioHandler *node;
+    int n = 0;
+
+    QLIST_FOREACH(node, &ctx->aio_handlers, node) {
+        n++;
+    }
+    return n;
+}
+
+#define GS_ROUNDS 10000
+#define GS_LIVE 2           /* handlers that stay registered throughout */
+
+/*
+ * A context that GLib alone drives (no aio_poll() at all) while a handler
+ * is added and removed GS_ROUNDS times, by itself from its callback or by
+ * the test between iterations: removed handlers must be freed by the
+ * removal or by the GSource's own dispatch, so that at the end of every
+ * round the context holds exactly its live handlers and its notifier.  Two
+ * handlers removed while their poll requests were still in the ring when
+ * GLib took over are freed by the move to poll(2), before the first round
+ * ends.
+ */
+static void test_g_source_add_remove_bounded(void)
+{
+    AioContext *ctx;
+    GMainContext *gctx;
+    GSource *src;
+    Pipe live[GS_LIVE], held[2], cyc;
+    int round, i;
+
+    if (!need_io_uring()) {
+        return;
+    }
+    ctx = ctx_new_uring(false);
+    for (i = 0; i < GS_LIVE; i++) {
+        pipe_open(&live[i], ctx);
+        pipe_watch(&live[i]);
+    }
+    for (i = 0; i < 2; i++) {
+        pipe_open(&held[i], ctx);
+        pipe_watch(&held[i]);
+    }
+    ctx_settle(ctx);
+    /* The ring holds their requests: removed, but not yet freeable. */
+    pipe_put(&held[0]);
+    pipe_unwatch(&held[0]);
+    pipe_unwatch(&held[1]);
+
+    src = aio_get_g_source(ctx);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "poll");
+    gctx = g_main_context_new();
+    g_source_attach(src, gctx);
+
+    pipe_open(&cyc, ctx);
+    for (round = 0; round < GS_ROUNDS; round++) {
+        int want = cyc.n_read + 1;
+
+        cyc.remove_self = round % 2 == 0;
+        pipe_watch(&cyc);
+        if (round % 3 == 0) {
+            /* Registered and dispatched in the same GLib iteration. */
+            pipe_put(&cyc);
+        } else {
+            /* One iteration with the handler idle, then data. */
+            g_main_context_iteration(gctx, false);
+            pipe_put(&cyc);
+        }
+        for (i = 0; i < MAX_ITERATIONS && cyc.n_read < want; i++) {
+            g_main_context_iteration(gctx, false);
+        }
+        g_assert_cmpint(cyc.n_read, ==, want);
+        if (!cyc.remove_self) {
+            pipe_unwatch(&cyc);
+        }
+        /*
+         * Whatever this round removed is freed by now (by the removal
+         * itself, or by the dispatch in which the callback removed
+         * itself): the live handlers and the context's notifier remain.
+         */
+        g_main_context_iteration(gctx, false);
+        g_assert_cmpint(count_nodes(ctx), ==, GS_LIVE + 1);
+    }
+    g_assert_cmpint(cyc.n_read, ==, GS_ROUNDS);
+    for (i = 0; i < GS_LIVE; i++) {
+        g_assert_cmpint(live[i].n_read, ==, 0);
+    }
+    g_assert_cmpint(held[0].n_read + held[1].n_read, ==, 0);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "poll");
+
+    for (i = 0; i < GS_LIVE; i++) {
+        pipe_unwatch(&live[i]);
+        pipe_close(&live[i]);
+    }
+    g_main_context_iteration(gctx, false);
+    g_assert_cmpint(count_nodes(ctx), ==, 1);
+    pipe_close(&held[0]);
+    pipe_close(&held[1]);
+    pipe_close(&cyc);
+    g_source_destroy(src);
+    g_source_unref(src);
+    g_main_context_unref(gctx);
+    aio_context_unref(ctx);
+}
+
 /* ---- Another thread changes the handlers while the loop sleeps ---------- */
 
 #define MT_ROUNDS 300
@@ -890,6 +1008,350 @@ static void test_mt_change_while_waiting(void)
     }
 }
 
+/* ---- Another thread removes a handler just as its fd becomes ready ----- */
+
+/*
+ * 10,000 rounds with multishot requests (the default), ASan included, and
+ * a fifth of that with one-shot ones; a third of both under TSan.
+ */
+#ifdef QEMU_SANITIZE_THREAD
+#define RACE_ROUNDS 3000
+#else
+#define RACE_ROUNDS 10000
+#endif
+#define RACE_ROUNDS_ONESHOT (RACE_ROUNDS / 5)
+
+typedef struct RaceData RaceData;
+
+/* One round's registration.  Home thread, read by the helper after @step. */
+typedef struct RaceToken {
+    RaceData *d;
+    int runs;
+    bool closed;            /* the round's barrier BH has run */
+} RaceToken;
+
+struct RaceData {
+    AioContext *ctx;
+    Pipe p;
+    RaceToken *tokens;
+    QemuSemaphore step;
+    int late;               /* home thread: calls after the barrier */
+    int empty;              /* home thread: calls that found no byte */
+    int ran;                /* helper: rounds whose handler took the byte */
+    int rounds;
+    bool done;              /* atomic */
+};
+
+static void race_read_cb(void *opaque)
+{
+    RaceToken *t = opaque;
+    char c;
+
+    if (t->closed) {
+        t->d->late++;
+    }
+    t->runs++;
+    if (read(t->d->p.rfd, &c, 1) != 1) {
+        t->d->empty++;
+    }
+    progress();
+}
+
+static void race_step_bh(void *opaque)
+{
+    RaceData *d = opaque;
+
+    qemu_sem_post(&d->step);
+}
+
+/*
+ * Runs after every dispatch that could still see the removed handler:
+ * removal marks the node deleted at once, and a ready list built before
+ * that is dispatched in the iteration that runs this BH or earlier.
+ */
+static void race_barrier_bh(void *opaque)
+{
+    RaceToken *t = opaque;
+
+    t->closed = true;
+    qemu_sem_post(&t->d->step);
+}
+
+/*
+ * Each round: register the read handler, let the home thread arm its poll
+ * request (two BH round trips: the second one's iteration starts with a
+ * wait that submitted it; every fourth round skips this, so the removal
+ * also races the arming), then make the fd readable and remove the
+ * handler, in either order, while the home thread sleeps in the ring.
+ * The kernel's CQE and the removal cross; the handler runs at most once
+ * (never when the removal came first), always finds its byte, and never
+ * after the round's barrier BH.  The same
+ * fd is registered again next round while the previous request may still
+ * be being cancelled.
+ */
+static void *race_helper(void *opaque)
+{
+    RaceData *d = opaque;
+    char c;
+    int round;
+
+    for (round = 0; round < d->rounds; round++) {
+        RaceToken *t = &d->tokens[round];
+
+        aio_set_fd_handler(d->ctx, d->p.rfd, race_read_cb, NULL, NULL, NULL,
+                           t);
+        if (round % 4 != 3) {
+            aio_bh_schedule_oneshot(d->ctx, race_step_bh, d);
+            sem_wait_or_abort(&d->step, "arming BH");
+            aio_bh_schedule_oneshot(d->ctx, race_step_bh, d);
+            sem_wait_or_abort(&d->step, "arming BH");
+        }
+        if (round % 2) {
+            pipe_put(&d->p);
+            aio_set_fd_handler(d->ctx, d->p.rfd, NULL, NULL, NULL, NULL,
+                               NULL);
+        } else {
+            aio_set_fd_handler(d->ctx, d->p.rfd, NULL, NULL, NULL, NULL,
+                               NULL);
+            pipe_put(&d->p);
+        }
+        aio_bh_schedule_oneshot(d->ctx, race_barrier_bh, t);
+        sem_wait_or_abort(&d->step, "barrier BH after removal");
+
+        /*
+         * The semaphore orders the home thread's writes before these.
+         * Removed before the byte came: the handler cannot have run.
+         */
+        g_assert_cmpint(t->runs, <=, round % 2);
+        if (t->runs) {
+            d->ran++;
+            g_assert_cmpint(read(d->p.rfd, &c, 1), ==, -1);
+        } else {
+            g_assert_cmpint(read(d->p.rfd, &c, 1), ==, 1);
+        }
+        progress();
+    }
+    qatomic_set(&d->done, true);
+    aio_notify(d->ctx);
+    return NULL;
+}
+
+static void remove_race_case(bool oneshot)
+{
+    RaceData d = { 0 };
+    QemuThread thread;
+    int i, runs = 0;
+
+    d.ctx = ctx_new_uring(oneshot);
+    d.rounds = oneshot ? RACE_ROUNDS_ONESHOT : RACE_ROUNDS;
+    d.tokens = g_new0(RaceToken, d.rounds);
+    for (i = 0; i < d.rounds; i++) {
+        d.tokens[i].d = &d;
+    }
+    pipe_open(&d.p, d.ctx);
+    qemu_sem_init(&d.step, 0);
+    ctx_settle(d.ctx);
+
+    watchdog_start(oneshot ? "mt/remove-as-ready (one-shot)"
+                           : "mt/remove-as-ready");
+    qemu_thread_create(&thread, "fdmon-remover", race_helper, &d,
+                       QEMU_THREAD_JOINABLE);
+    while (!qatomic_read(&d.done)) {
+        aio_poll(d.ctx, true);
+    }
+    qemu_thread_join(&thread);
+    ctx_settle(d.ctx);
+    watchdog_stop();
+
+    g_test_message("%s: %d rounds, the handler won the race in %d",
+                   oneshot ? "one-shot" : "multishot", d.rounds, d.ran);
+    for (i = 0; i < d.rounds; i++) {
+        g_assert_true(d.tokens[i].closed);
+        runs += d.tokens[i].runs;
+    }
+    g_assert_cmpint(d.late, ==, 0);
+    g_assert_cmpint(d.empty, ==, 0);
+    g_assert_cmpint(runs, ==, d.ran);
+    g_assert_cmpstr(qaio_fdmon_name(d.ctx), ==, "io_uring");
+
+    qemu_sem_destroy(&d.step);
+    pipe_close(&d.p);
+    aio_context_unref(d.ctx);
+    g_free(d.tokens);
+}
+
+static void test_mt_remove_as_ready(void)
+{
+    if (need_io_uring()) {
+        remove_race_case(false);
+        remove_race_case(true);
+    }
+}
+
+/* ---- A context waited on by another thread ------------------------- */
+
+/*
+ * Drive @ctx from the calling thread: @rounds times one byte, exactly one
+ * call, then nothing.
+ */
+static void wait_rounds(AioContext *ctx, Pipe *p, int rounds)
+{
+    int r, i;
+
+    for (r = 0; r < rounds; r++) {
+        int want = p->n_read + 1;
+
+        pipe_put(p);
+        for (i = 0; i < MAX_ITERATIONS && p->n_read < want; i++) {
+            aio_poll(ctx, true);
+        }
+        g_assert_cmpint(p->n_read, ==, want);
+        g_assert_false(aio_poll(ctx, false));
+        g_assert_cmpint(p->n_read, ==, want);
+    }
+}
+
+/* Does @ctx's ring defer task work, so that only one thread may enter it? */
+static bool ctx_ring_deferred(AioContext *ctx)
+{
+#ifdef CONFIG_LINUX_IO_URING
+    return aio_priv(ctx)->io_uring_deferred;
+#else
+    return false;
+#endif
+}
+
+typedef struct OtherWaiter {
+    AioContext *ctx;
+    Pipe *p;
+} OtherWaiter;
+
+static void *other_waiter_thread(void *opaque)
+{
+    OtherWaiter *w = opaque;
+
+    wait_rounds(w->ctx, w->p, 3);
+    return NULL;
+}
+
+/* Three rounds of wait_rounds() in a new thread, which then exits. */
+static void wait_rounds_in_thread(AioContext *ctx, Pipe *p)
+{
+    OtherWaiter w = { .ctx = ctx, .p = p };
+    QemuThread thread;
+
+    qemu_thread_create(&thread, "other-waiter", other_waiter_thread, &w,
+                       QEMU_THREAD_JOINABLE);
+    qemu_thread_join(&thread);
+}
+
+/*
+ * A deferred ring (IORING_SETUP_DEFER_TASKRUN) may only be entered by the
+ * thread that first waited on it.  When another thread waits (the context
+ * handed over, or its first waiter gone), the context moves to poll(2)
+ * and no byte is lost or reported twice; a handler that the kernel still
+ * held is freed (ASan).  While a walker other than the waiter exists the
+ * move waits, and poll(2) serves in the meantime.  An immediate ring
+ * (the default; ThreadSanitizer, valgrind) serves every
+ * thread and stays.
+ */
+static void other_thread_case(bool immediate)
+{
+    AioContext *ctx;
+    Pipe p, held;
+    bool deferred;
+    Env e;
+
+    env_set(&e, "QAIO_FDMON_IO_URING_DEFER", immediate ? "0" : "1");
+    ctx = ctx_new_uring(false);
+    env_restore(&e);
+    deferred = ctx_ring_deferred(ctx);
+    g_assert_true(!immediate || !deferred);
+    pipe_open(&p, ctx);
+    pipe_open(&held, ctx);
+    pipe_watch(&p);
+    pipe_watch(&held);
+
+    /* This thread waits first, so a deferred ring is its own. */
+    wait_rounds(ctx, &p, 3);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "io_uring");
+    pipe_put(&held);
+    pipe_unwatch(&held);
+
+    /* Another thread waits while this one counts as a walker. */
+    qemu_lockcnt_inc(&ctx->list_lock);
+    wait_rounds_in_thread(ctx, &p);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "io_uring");
+    qemu_lockcnt_dec(&ctx->list_lock);
+
+    /* Back here: the move that had to wait happens now. */
+    wait_rounds(ctx, &p, 3);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, deferred ? "poll" : "io_uring");
+    pipe_unwatch(&p);
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+    g_assert_cmpint(p.n_read, ==, 9);
+    g_assert_cmpint(held.n_read, ==, 0);
+
+    /* A first waiter that exits: the next one takes over. */
+    pipe_drain(&held);
+    env_set(&e, "QAIO_FDMON_IO_URING_DEFER", immediate ? "0" : "1");
+    ctx = ctx_new_uring(false);
+    env_restore(&e);
+    p.ctx = ctx;
+    held.ctx = ctx;
+    pipe_watch(&p);
+    pipe_watch(&held);
+    wait_rounds_in_thread(ctx, &p);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, "io_uring");
+    pipe_put(&held);
+    pipe_unwatch(&held);
+    wait_rounds(ctx, &p, 3);
+    g_assert_cmpstr(qaio_fdmon_name(ctx), ==, deferred ? "poll" : "io_uring");
+    pipe_unwatch(&p);
+    ctx_settle(ctx);
+    aio_context_unref(ctx);
+    g_assert_cmpint(p.n_read, ==, 15);
+    g_assert_cmpint(held.n_read, ==, 0);
+
+    pipe_close(&p);
+    pipe_close(&held);
+}
+
+static void test_mt_other_thread_waits(void)
+{
+    if (need_io_uring()) {
+        other_thread_case(false);
+        other_thread_case(true);
+    }
+}
+
+/* The dispatch counts through a ring that runs task work at once. */
+static void test_dispatch_counts_immediate(void)
+{
+    Env e;
+
+    if (need_io_uring()) {
+        env_set(&e, "QAIO_FDMON_IO_URING_DEFER", "0");
+        dispatch_counts(false);
+        dispatch_counts(true);
+        env_restore(&e);
+    }
+}
+
+/* The same through the opt-in deferred ring (where the kernel has it). */
+static void test_dispatch_counts_deferred(void)
+{
+    Env e;
+
+    if (need_io_uring()) {
+        env_set(&e, "QAIO_FDMON_IO_URING_DEFER", "1");
+        dispatch_counts(false);
+        dispatch_counts(true);
+        env_restore(&e);
+    }
+}
+
 int main(int argc, char **argv)
 {
     AioContext *probe;
@@ -908,6 +1370,10 @@ int main(int argc, char **argv)
                     test_dispatch_counts_multishot);
     g_test_add_func("/fdmon-io-uring/dispatch-counts/oneshot",
                     test_dispatch_counts_oneshot);
+    g_test_add_func("/fdmon-io-uring/dispatch-counts/immediate",
+                    test_dispatch_counts_immediate);
+    g_test_add_func("/fdmon-io-uring/dispatch-counts/deferred",
+                    test_dispatch_counts_deferred);
     g_test_add_func("/fdmon-io-uring/remove-while-ready",
                     test_remove_while_ready);
     g_test_add_func("/fdmon-io-uring/remove-readd-same-iteration",
@@ -919,8 +1385,14 @@ int main(int argc, char **argv)
                     test_g_source_leaves_io_uring);
     g_test_add_func("/fdmon-io-uring/g-source/from-handler",
                     test_g_source_from_handler);
+    g_test_add_func("/fdmon-io-uring/g-source/add-remove-bounded",
+                    test_g_source_add_remove_bounded);
     g_test_add_func("/fdmon-io-uring/mt/change-while-waiting",
                     test_mt_change_while_waiting);
+    g_test_add_func("/fdmon-io-uring/mt/remove-as-ready",
+                    test_mt_remove_as_ready);
+    g_test_add_func("/fdmon-io-uring/mt/other-thread-waits",
+                    test_mt_other_thread_waits);
 
     return g_test_run();
 }
