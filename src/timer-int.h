@@ -23,25 +23,64 @@
  * TimerLock: the lock of one timer list's queue.
  *
  * Arming and cancelling take it once each, for a critical section of a few
- * dozen instructions, and nearly always without contention (a list is used
- * by its AioContext's thread; other threads arm its timers now and then).
- * So the uncontended path is inline and is one compare-and-swap to take the
- * lock and one exchange to drop it, where a QemuMutex costs two layers of
- * calls into pthreads each way.
+ * dozen instructions, and nearly always from one thread: a list is used by
+ * its AioContext's thread, other threads arm its timers now and then.  An
+ * atomic read-modify-write is cheap in itself, but on x86 it also waits
+ * until every earlier store has reached the cache; the queue's stores miss
+ * (the heap and the timers are large and touched at random), so a
+ * compare-and-swap to lock and an exchange to unlock made each arm and
+ * cancel wait out its own cache misses instead of overlapping them with
+ * the next call's.  Hence two modes:
  *
- * The word is 0 when free, 1 when held, 2 when held and a thread may be
- * sleeping on it (the classic three-state futex mutex): only the 2 state
- * makes the unlocker pay for a wake-up.  Without futexes, waiters yield
- * instead of sleeping.
+ * Biased: the first thread to take the lock becomes its owner, and the
+ * owner takes and drops it with plain stores to owner_in (set it, check
+ * that the lock is still its own, clear it).  No other thread takes a
+ * biased lock.
+ *
+ * Shared: word is a three-state futex mutex, 0 free, 1 held, 2 held and a
+ * thread may sleep on it; only state 2 makes the unlocker pay for a
+ * wake-up.  Without futexes, waiters yield instead of sleeping.
+ *
+ * The first time another thread wants a biased lock, it revokes the bias
+ * for good (timer-lock.c): holding word, it marks the lock shared, makes
+ * every thread of the process run a full memory barrier (membarrier(2)),
+ * and waits for owner_in to drop.  That barrier stands in for the one the
+ * owner leaves out between setting owner_in and re-reading owner, so
+ * either the revoker sees owner_in set and waits, or the owner sees the
+ * lock shared and takes word like everybody else.  Where membarrier is
+ * missing, no lock is ever biased.
  */
 typedef struct TimerLock {
+    /* 0, 1 or 2 as above; atomic.  The only lock once shared. */
     unsigned word;
+    /* Atomic: set by the owner while it holds the lock biased. */
+    unsigned owner_in;
+    /*
+     * Atomic: NULL until claimed, TIMER_LOCK_SHARED once revoked (or where
+     * biasing is unavailable), else the owner's qaio_int_timer_thread_id.
+     * Changes only under word, and never back from TIMER_LOCK_SHARED.
+     */
+    const void *owner;
 } TimerLock;
 
+#define TIMER_LOCK_SHARED ((const void *)&qaio_int_timer_lock_shared)
+
+/* Its address marks a shared lock. */
+G_GNUC_INTERNAL extern const char qaio_int_timer_lock_shared;
+/* Its address, which no other live thread shares, names the thread. */
+G_GNUC_INTERNAL extern QAIO_THREAD_LOCAL char qaio_int_timer_thread_id;
+
+/* timer-lock.c */
 G_GNUC_INTERNAL void qaio_int_timer_lock_slow(TimerLock *lock);
+/*
+ * Called holding word on a lock that was not seen shared: claims an
+ * unclaimed lock for the caller, revokes another thread's bias.
+ */
+G_GNUC_INTERNAL void qaio_int_timer_lock_settle(TimerLock *lock);
 G_GNUC_INTERNAL void qaio_int_timer_unlock_wake(TimerLock *lock);
 
-static inline void timer_lock(TimerLock *lock)
+/* Takes word; the list is then the caller's whatever the mode. */
+static inline void timer_lock_word(TimerLock *lock)
 {
     unsigned free_word = 0;
 
@@ -54,10 +93,48 @@ static inline void timer_lock(TimerLock *lock)
     qaio_int_timer_lock_slow(lock);
 }
 
-static inline void timer_unlock(TimerLock *lock)
+/*
+ * Takes @lock; returns true if it was taken biased, which the caller
+ * passes to timer_unlock.
+ */
+static inline bool timer_lock(TimerLock *lock)
 {
+    const void *self = &qaio_int_timer_thread_id;
+    const void *owner = qatomic_read(&lock->owner);
+
+    if (likely(owner == self)) {
+        qatomic_set(&lock->owner_in, 1);
+        /*
+         * Only a compiler barrier between the store above and the load
+         * below: the revoker's membarrier supplies the processor's
+         * (qaio_int_timer_lock_settle).
+         */
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (likely(qatomic_read(&lock->owner) == self)) {
+            return true;
+        }
+        /* Revoked meanwhile; the revoker waits for this. */
+        qatomic_store_release(&lock->owner_in, 0);
+    }
+    timer_lock_word(lock);
+    if (unlikely(owner != TIMER_LOCK_SHARED)) {
+        qaio_int_timer_lock_settle(lock);
+    }
+    return false;
+}
+
+static inline void timer_unlock(TimerLock *lock, bool biased)
+{
+    if (likely(biased)) {
+        /*
+         * Release: the critical section before the revoker's acquire load
+         * of owner_in in qaio_int_timer_lock_settle.
+         */
+        qatomic_store_release(&lock->owner_in, 0);
+        return;
+    }
     /*
-     * Release: pairs with the acquire in timer_lock and
+     * Release: pairs with the acquire in timer_lock_word and
      * qaio_int_timer_lock_slow.  An exchange rather than a store, to learn
      * whether someone announced (with 2) that it sleeps.
      */
@@ -71,10 +148,19 @@ static inline void timer_unlock(TimerLock *lock)
  * 16 bytes, so four heap children fill one cache line and comparing them
  * rarely needs the timers themselves.  Equal deadlines are ordered by the
  * timers' arm_seq, the list's arming sequence number.
+ *
+ * A cancelled run entry is a hole: ts NULL.  A cancelled heap entry is a
+ * tombstone (see TimerQueue): tag holds the cancelled arming's arm_seq,
+ * shifted left, with bit 0 set, which no live entry has (timers are
+ * aligned).  So a tombstone keeps its exact place in the order, and the
+ * heap stays a heap around it.
  */
 typedef struct TimerEntry {
     int64_t expire_time;                /* >= 0 */
-    QEMUTimer *ts;                      /* NULL: a cancelled run entry */
+    union {
+        QEMUTimer *ts;
+        uintptr_t tag;                  /* a tombstone: arm_seq << 1 | 1 */
+    };
 } TimerEntry;
 
 /*
@@ -92,6 +178,18 @@ typedef struct TimerEntry {
  * grows with realloc, which for large blocks remaps pages instead of
  * copying them.
  *
+ * Cancelling a heap timer other than the root or the last entry leaves a
+ * tombstone in its slot instead of moving the last entry there: moving it
+ * means writing the moved timer's heap_index, a cache miss on a timer
+ * anywhere in memory, and sifting it down, more misses.  The root is
+ * always live: taking it out pops any tombstones that rise in its place.
+ * When the last slot empties, the tombstones before it go too.  The heap
+ * is rebuilt without tombstones when they outnumber its live entries three
+ * to one, when one reaches the root and they are an eighth of the live
+ * entries (popping each costs as much as firing a timer), and when it is
+ * full and half tombstones (instead of growing); it is emptied outright
+ * when its last live entry goes.
+ *
  * A pending timer's heap_index says where it is: its heap slot, or
  * TIMER_IN_RUN plus its run position.  Run positions count up forever;
  * position p lives in run[p & (run_cap - 1)].  A cancelled run entry
@@ -101,13 +199,14 @@ typedef struct TimerEntry {
  *
  * All of it is under the owning list's active_timers_lock.  The operations
  * that arming and cancelling need are inline below (they are most of what
- * timer_mod_ns and timer_del do); growing, compacting and the rarer sifts
- * are in timer-queue.c.
+ * timer_mod_ns and timer_del do); growing, compacting and taking out the
+ * root are in timer-queue.c.
  */
 typedef struct TimerQueue {
     TimerEntry *heap;
     void *heap_alloc;                   /* the block heap points into */
-    size_t n;
+    size_t n;                           /* heap slots in use */
+    size_t dead;                        /* tombstones among them */
     size_t cap;
 
     TimerEntry *run;
@@ -192,31 +291,53 @@ G_GNUC_INTERNAL void qaio_int_timer_queue_destroy(TimerQueue *q);
  */
 G_GNUC_INTERNAL int64_t qaio_int_timer_queue_earliest_matching(
     TimerQueue *q, unsigned excluded);
-/* Makes room for one more heap entry. */
+/* Makes room for one more heap entry: drops tombstones or grows. */
 G_GNUC_INTERNAL void qaio_int_timer_heap_grow(TimerQueue *q);
+/* Rebuilds the heap without its tombstones. */
+G_GNUC_INTERNAL void qaio_int_timer_heap_compact(TimerQueue *q);
+/* Takes out the live entry at heap slot @i, the root or the last. */
+G_GNUC_INTERNAL void qaio_int_timer_heap_remove_end(TimerQueue *q, size_t i);
 /* Makes room for one more run entry. */
 G_GNUC_INTERNAL void qaio_int_timer_run_grow(TimerQueue *q);
-/* Puts @e at heap slot @i, moving it towards the root / the leaves. */
-G_GNUC_INTERNAL void qaio_int_timer_heap_sift_up(TimerQueue *q, size_t i,
-                                                 TimerEntry e);
-G_GNUC_INTERNAL void qaio_int_timer_heap_sift_down(TimerQueue *q, size_t i,
-                                                   TimerEntry e);
 /* Takes the run entry at position @pos out. */
 G_GNUC_INTERNAL void qaio_int_timer_run_remove(TimerQueue *q, uint64_t pos);
+/* For tests: asserts every invariant of @q described above. */
+G_GNUC_INTERNAL void qaio_int_timer_queue_check(TimerQueue *q);
+
+/*
+ * Rebuild the heap when there are at least TIMER_HEAP_DEAD_MIN tombstones
+ * and they outnumber live entries TIMER_HEAP_DEAD_RATIO to one, or one
+ * reaches the root and they are at least 1 / TIMER_HEAP_POP_RATIO of the
+ * live entries.
+ */
+#define TIMER_HEAP_DEAD_MIN 64
+#define TIMER_HEAP_DEAD_RATIO 3
+#define TIMER_HEAP_POP_RATIO 8
 
 static inline size_t qaio_int_timer_queue_count(TimerQueue *q)
 {
-    return q->n + q->run_live;
+    return q->n - q->dead + q->run_live;
 }
 
-/* Whether live entry @a fires before live entry @b. */
+static inline bool timer_entry_dead(const TimerEntry *e)
+{
+    return e->tag & 1;
+}
+
+/* The arming sequence number of heap entry @e, live or not. */
+static inline uint64_t timer_entry_seq(const TimerEntry *e)
+{
+    return unlikely(timer_entry_dead(e)) ? e->tag >> 1 : e->ts->arm_seq;
+}
+
+/* Whether entry @a fires (or would have fired) before entry @b. */
 static inline bool timer_entry_before(const TimerEntry *a,
                                       const TimerEntry *b)
 {
     if (likely(a->expire_time != b->expire_time)) {
         return a->expire_time < b->expire_time;
     }
-    return a->ts->arm_seq < b->ts->arm_seq;
+    return timer_entry_seq(a) < timer_entry_seq(b);
 }
 
 static inline TimerEntry *timer_run_entry(TimerQueue *q, uint64_t pos)
@@ -227,7 +348,9 @@ static inline TimerEntry *timer_run_entry(TimerQueue *q, uint64_t pos)
 static inline void timer_heap_place(TimerEntry *heap, size_t i, TimerEntry e)
 {
     heap[i] = e;
-    e.ts->heap_index = i;
+    if (likely(!timer_entry_dead(&e))) {
+        e.ts->heap_index = i;
+    }
 }
 
 static inline void timer_run_append(TimerQueue *q, TimerEntry e)
@@ -247,8 +370,8 @@ static inline void timer_run_append(TimerQueue *q, TimerEntry e)
  * went: a new earliest timer ends at the heap's root or starts an empty
  * run.
  */
-static inline bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
-                                               int64_t expire_time)
+static inline QEMU_ALWAYS_INLINE bool qaio_int_timer_queue_insert(
+    TimerQueue *q, QEMUTimer *ts, int64_t expire_time)
 {
     TimerEntry e = { .expire_time = expire_time, .ts = ts };
     TimerEntry *heap;
@@ -256,8 +379,9 @@ static inline bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
 
     /*
      * Armed last, @ts goes behind any timer with an equal deadline: behind
-     * the run's tail, below an equal parent, and it is the earliest only
-     * if strictly earlier than the other structure's first entry.
+     * the run's tail, below an equal parent (tombstones included: theirs
+     * are older armings), and it is the earliest only if strictly earlier
+     * than the other structure's first entry.
      */
     ts->arm_seq = q->next_seq++;
     if (unlikely(q->run_head == q->run_tail)) {
@@ -288,41 +412,28 @@ static inline bool qaio_int_timer_queue_insert(TimerQueue *q, QEMUTimer *ts,
 }
 
 /* Takes pending timer @ts out of @q. */
-static inline void qaio_int_timer_queue_remove(TimerQueue *q, QEMUTimer *ts)
+static inline QEMU_ALWAYS_INLINE void qaio_int_timer_queue_remove(
+    TimerQueue *q, QEMUTimer *ts)
 {
     uint64_t i = ts->heap_index;
-    size_t last;
-    TimerEntry e;
+    TimerEntry *e;
 
     if (unlikely(i & TIMER_IN_RUN)) {
         qaio_int_timer_run_remove(q, i & ~TIMER_IN_RUN);
         return;
     }
-    last = --q->n;
-    e = q->heap[last];
-    /*
-     * The last entry fills the hole, and its timer learns its new slot.
-     * That timer is anywhere in memory; start fetching its line now, so
-     * that the miss overlaps the one on the hole's line just below instead
-     * of following it.
-     */
-    __builtin_prefetch(&e.ts->heap_index, 1);
-    assert(i <= last && q->heap[i].ts == ts);
-    if (i == last) {
+    e = &q->heap[i];
+    assert(i < q->n && e->ts == ts);
+    if (unlikely(i == 0 || i == q->n - 1)) {
+        qaio_int_timer_heap_remove_end(q, i);
         return;
     }
-    /*
-     * Comparing with the departing entry first costs nothing (that line is
-     * being written anyway): when the last entry is later, as a leaf's
-     * entry usually is, it can only move down, and at a leaf slot (three
-     * in four) it stays.
-     */
-    if (timer_entry_before(&e, &q->heap[i])) {
-        qaio_int_timer_heap_sift_up(q, i, e);
-    } else if (TIMER_HEAP_ARITY * i + 1 < last) {
-        qaio_int_timer_heap_sift_down(q, i, e);
-    } else {
-        timer_heap_place(q->heap, i, e);
+    /* arm_seq < 2^63: a billion armings a second for three centuries. */
+    e->tag = ts->arm_seq << 1 | 1;
+    q->dead++;
+    if (unlikely(q->dead > TIMER_HEAP_DEAD_RATIO * (q->n - q->dead) &&
+                 q->dead >= TIMER_HEAP_DEAD_MIN)) {
+        qaio_int_timer_heap_compact(q);
     }
 }
 
@@ -332,6 +443,7 @@ static inline QEMUTimer *qaio_int_timer_queue_first(TimerQueue *q,
 {
     const TimerEntry *first;
 
+    /* The heap's root and the run's head are live (see TimerQueue). */
     if (q->run_head == q->run_tail) {
         if (!q->n) {
             return NULL;
@@ -353,7 +465,6 @@ static inline int64_t qaio_int_timer_queue_first_time(TimerQueue *q)
     int64_t first = -1;
 
     if (q->run_head != q->run_tail) {
-        /* The run's head is live (see TimerQueue). */
         first = timer_run_entry(q, q->run_head)->expire_time;
     }
     if (q->n && (first < 0 || q->heap[0].expire_time < first)) {

@@ -1,16 +1,19 @@
 /*
  * timer-queue.c: TimerQueue, the ordered set of one timer list's pending
  * timers: a sorted FIFO run for timers armed in deadline order, and a
- * 4-ary min-heap for the rest (timer-int.h describes the layout and holds
- * the inline insert and remove that arming and cancelling use).  This file
- * has the slower paths: growing, the sifts that go further than one step,
- * cancelling inside the run, and the attribute-filtered search.
+ * 4-ary min-heap with tombstones for the rest (timer-int.h describes the
+ * layout and holds the inline insert and remove that arming and
+ * cancelling use).  This file has the slower paths: growing, rebuilding
+ * the heap without its tombstones, taking out its root, cancelling inside
+ * the run, and the attribute-filtered search.
  *
  * Costs: arming is O(1) when the deadline is not earlier than the newest
- * one in the run, O(log n) otherwise; taking out the earliest timer or
- * cancelling any timer is O(1) amortised in the run, O(log n) in the heap.
- * Ties between equal deadlines are broken by the timers' arming sequence
- * numbers, so they fire in arming order across both structures.
+ * one in the run, O(log n) otherwise; cancelling is O(1) amortised, except
+ * for the heap's root; taking out the earliest timer is O(1) amortised in
+ * the run, O(log n) in the heap, plus O(log n) for each tombstone that
+ * reaches the root.  Ties between equal deadlines are broken by the
+ * timers' arming sequence numbers, so they fire in arming order across
+ * both structures.
  *
  * Threading: none of its own; every function runs under the owning list's
  * active_timers_lock.
@@ -41,9 +44,9 @@ static size_t heap_pad(void *block)
            sizeof(TimerEntry);
 }
 
-void qaio_int_timer_heap_grow(TimerQueue *q)
+/* Moves the heap into a block of @cap entries. */
+static void heap_resize(TimerQueue *q, size_t cap)
 {
-    size_t cap = q->cap ? q->cap * 2 : 64;
     size_t old_pad = q->heap_alloc ? q->heap - (TimerEntry *)q->heap_alloc
                                    : 0;
     size_t pad;
@@ -72,23 +75,26 @@ void qaio_int_timer_heap_grow(TimerQueue *q)
     q->cap = cap;
 }
 
-void qaio_int_timer_heap_sift_up(TimerQueue *q, size_t i, TimerEntry e)
+void qaio_int_timer_heap_grow(TimerQueue *q)
 {
-    TimerEntry *heap = q->heap;
-
-    while (i > 0) {
-        size_t parent = (i - 1) / TIMER_HEAP_ARITY;
-
-        if (!timer_entry_before(&e, &heap[parent])) {
-            break;
-        }
-        timer_heap_place(heap, i, heap[parent]);
-        i = parent;
+    /*
+     * Half tombstones: rebuilding costs a write to each live timer, at
+     * most one per slot it frees, and keeps the heap at most four times
+     * the size the live timers need.
+     */
+    if (q->dead && q->dead >= q->n / 2) {
+        qaio_int_timer_heap_compact(q);
+        return;
     }
-    timer_heap_place(heap, i, e);
+    heap_resize(q, q->cap ? q->cap * 2 : 64);
 }
 
-void qaio_int_timer_heap_sift_down(TimerQueue *q, size_t i, TimerEntry e)
+/*
+ * Puts @e at heap slot @i, moving it towards the leaves; with @track,
+ * tells each timer that moves its new slot.
+ */
+static inline QEMU_ALWAYS_INLINE void heap_sift_down(TimerQueue *q, size_t i,
+                                                     TimerEntry e, bool track)
 {
     TimerEntry *heap = q->heap;
     size_t n = q->n;
@@ -117,17 +123,110 @@ void qaio_int_timer_heap_sift_down(TimerQueue *q, size_t i, TimerEntry e)
         if (timer_entry_before(&e, &heap[best])) {
             break;
         }
-        timer_heap_place(heap, i, heap[best]);
+        if (track) {
+            timer_heap_place(heap, i, heap[best]);
+        } else {
+            heap[i] = heap[best];
+        }
         i = best;
     }
-    timer_heap_place(heap, i, e);
+    if (track) {
+        timer_heap_place(heap, i, e);
+    } else {
+        heap[i] = e;
+    }
+}
+
+void qaio_int_timer_heap_compact(TimerQueue *q)
+{
+    TimerEntry *heap = q->heap;
+    size_t n = 0;
+
+    /*
+     * Squeeze the tombstones out, re-establish the order bottom-up (linear
+     * time), and only then tell the timers where they are: one write each,
+     * independent of one another, instead of one per move.
+     */
+    for (size_t i = 0; i < q->n; i++) {
+        if (!timer_entry_dead(&heap[i])) {
+            heap[n++] = heap[i];
+        }
+    }
+    q->n = n;
+    q->dead = 0;
+    /* From the last slot with a child, (n - 2) / 4, up to the root. */
+    for (size_t i = n > 1 ? (n - 2) / TIMER_HEAP_ARITY + 1 : 0; i-- > 0;) {
+        heap_sift_down(q, i, heap[i], false);
+    }
+    for (size_t i = 0; i < n; i++) {
+        heap[i].ts->heap_index = i;
+    }
+}
+
+/* Drops the tombstones at the end; the root is live, so it stops there. */
+static void heap_trim(TimerQueue *q)
+{
+    while (q->n && timer_entry_dead(&q->heap[q->n - 1])) {
+        q->n--;
+        q->dead--;
+    }
+}
+
+/* Takes out heap[0], live or not; the last entry takes its place. */
+static void heap_take_root(TimerQueue *q)
+{
+    TimerEntry last = q->heap[--q->n];
+
+    if (!q->n) {
+        return;
+    }
+    /* Slot 0 still holds the departing root: keep it out of the trim. */
+    while (q->n > 1 && timer_entry_dead(&q->heap[q->n - 1])) {
+        q->n--;
+        q->dead--;
+    }
+    heap_sift_down(q, 0, last, true);
+}
+
+void qaio_int_timer_heap_remove_end(TimerQueue *q, size_t i)
+{
+    if (i != 0) {
+        /* The last entry: nothing moves. */
+        q->n--;
+        heap_trim(q);
+        return;
+    }
+    if (q->n - q->dead == 1) {
+        /* The last live entry: the tombstones go with it. */
+        q->n = 0;
+        q->dead = 0;
+        return;
+    }
+    heap_take_root(q);
+    /*
+     * Some live entry is left, so this stops.  Popping a tombstone costs a
+     * whole sift from the root, as much as firing a timer, and in a large
+     * heap a chain of dependent cache misses; once tombstones are an
+     * eighth of the live entries, a rebuild (sequential, and its writes to
+     * the timers independent of one another) is the cheaper way.
+     */
+    while (timer_entry_dead(&q->heap[0])) {
+        if (q->dead >= TIMER_HEAP_DEAD_MIN &&
+            q->dead * TIMER_HEAP_POP_RATIO >= q->n - q->dead) {
+            qaio_int_timer_heap_compact(q);
+            break;
+        }
+        q->dead--;
+        heap_take_root(q);
+    }
 }
 
 /*
  * Lowers *@best to the earliest entry at or below slot @i whose timer has
  * no attribute in @excluded.  A matching slot ends the descent (its
  * subtree only holds later entries), and so does an entry not before
- * *@best, so only non-matching timers earlier than the answer are visited.
+ * *@best, so only non-matching timers (and tombstones) earlier than the
+ * answer are visited.
  */
 static void heap_earliest_matching(TimerQueue *q, size_t i,
                                    unsigned excluded,
@@ -138,7 +237,8 @@ static void heap_earliest_matching(TimerQueue *q, size_t i,
     if (i >= q->n || (*best && !timer_entry_before(&q->heap[i], *best))) {
         return;
     }
-    if (!((unsigned)q->heap[i].ts->attributes & excluded)) {
+    if (!timer_entry_dead(&q->heap[i]) &&
+        !((unsigned)q->heap[i].ts->attributes & excluded)) {
         *best = &q->heap[i];
         return;
     }
@@ -240,4 +340,53 @@ int64_t qaio_int_timer_queue_earliest_matching(TimerQueue *q,
         }
     }
     return best ? best->expire_time : -1;
+}
+
+void qaio_int_timer_queue_check(TimerQueue *q)
+{
+    size_t dead = 0, live = 0;
+
+    assert(q->n <= q->cap && q->dead <= q->n);
+    assert(!q->n || !timer_entry_dead(&q->heap[0]));
+    for (size_t i = 0; i < q->n; i++) {
+        const TimerEntry *e = &q->heap[i];
+
+        assert(e->expire_time >= 0);
+        if (i) {
+            assert(!timer_entry_before(e, &q->heap[(i - 1) /
+                                                   TIMER_HEAP_ARITY]));
+        }
+        if (timer_entry_dead(e)) {
+            assert(timer_entry_seq(e) < q->next_seq);
+            dead++;
+        } else {
+            assert(e->ts->heap_index == i);
+            assert(e->ts->expire_time == e->expire_time);
+            assert(e->ts->arm_seq < q->next_seq);
+        }
+    }
+    assert(dead == q->dead);
+    assert(q->run_tail - q->run_head <= q->run_cap);
+    assert(q->run_head == q->run_tail ||
+           (timer_run_entry(q, q->run_head)->ts &&
+            timer_run_entry(q, q->run_tail - 1)->ts));
+    for (uint64_t pos = q->run_head; pos != q->run_tail; pos++) {
+        const TimerEntry *e = timer_run_entry(q, pos);
+
+        if (!e->ts) {
+            continue;
+        }
+        assert(e->ts->heap_index == (TIMER_IN_RUN | pos));
+        assert(e->ts->expire_time == e->expire_time);
+        for (uint64_t prev = pos; prev != q->run_head; prev--) {
+            const TimerEntry *p = timer_run_entry(q, prev - 1);
+
+            if (p->ts) {
+                assert(timer_entry_before(p, e));
+                break;
+            }
+        }
+        live++;
+    }
+    assert(live == q->run_live);
 }

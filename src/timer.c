@@ -5,18 +5,18 @@
  * Each list keeps its pending timers in a TimerQueue (timer-queue.c),
  * ordered by (deadline, arming sequence number), so timers with equal
  * deadlines fire in arming order and arming, re-arming and cancelling cost
- * O(log n) at worst.
+ * at most O(log n), amortised.
  *
  * Threading: timer_mod*, timer_del and the timerlist_* queries may be
- * called from any thread.  active_timers_lock (a TimerLock, timer-int.h)
- * protects the queue; a timer's expire_time and the list's earliest are
- * written under it and read atomically without it.
+ * called from any thread.  active_timers_lock (a TimerLock, timer-int.h;
+ * the list's first user takes it without atomic read-modify-writes until
+ * another thread needs it) protects the queue; a timer's expire_time and
+ * the list's earliest are written under it and read atomically without it.
  * timerlist_run_timers belongs to the list owner's thread (one runner at a
  * time); it drops the lock around each callback, having first taken the
  * timer out of the queue, so callbacks may arm or delete any timer.
  */
 #include "qemu/osdep.h"
-#include "qemu/processor.h"
 #include "qemu/timer.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
@@ -32,55 +32,6 @@ typedef struct TimerRunFrame {
 } TimerRunFrame;
 
 static __thread TimerRunFrame *run_frames;
-
-/* TimerLock's slow paths (the fast ones are inline in timer-int.h) */
-
-/* Spins on a held lock before sleeping: critical sections are short. */
-#define TIMER_LOCK_SPINS 100
-
-void qaio_int_timer_lock_slow(TimerLock *lock)
-{
-    for (int i = 0; i < TIMER_LOCK_SPINS; i++) {
-        unsigned word = qatomic_read(&lock->word);
-
-        if (word == 0) {
-            /* Acquire: pairs with the release in timer_unlock. */
-            if (__atomic_compare_exchange_n(&lock->word, &word, 1, false,
-                                            __ATOMIC_ACQUIRE,
-                                            __ATOMIC_RELAXED)) {
-                return;
-            }
-        } else if (word == 2) {
-            /* Others sleep already; spinning would only delay joining them. */
-            break;
-        }
-        cpu_relax();
-    }
-    /*
-     * Take the lock or announce a sleeper: whoever holds it now sees 2 when
-     * it unlocks and wakes us.  Once woken we cannot know whether others
-     * still sleep, so we take it in state 2 (at worst one needless wake).
-     * Acquire: pairs with the release in timer_unlock.
-     */
-    while (__atomic_exchange_n(&lock->word, 2, __ATOMIC_ACQUIRE) != 0) {
-#ifdef CONFIG_LINUX
-        qemu_futex_wait(&lock->word, 2);
-#else
-        sched_yield();
-#endif
-    }
-}
-
-void qaio_int_timer_unlock_wake(TimerLock *lock)
-{
-#ifdef CONFIG_LINUX
-    /*
-     * Every sleeper wakes and all but one go back to sleep; contention on a
-     * timer list is rare enough that this never matters.
-     */
-    qemu_futex_wake_all(&lock->word);
-#endif
-}
 
 /*
  * Called under the lock after the queue changed in a way that may have
@@ -178,14 +129,15 @@ QEMUClockType timerlist_get_clock(QEMUTimerList *timer_list)
 int64_t qaio_int_timerlist_earliest(QEMUTimerList *tl, int attr_mask)
 {
     int64_t earliest;
+    bool biased;
 
     if (qatomic_read(&tl->earliest) < 0) {
         return -1;
     }
-    timer_lock(&tl->active_timers_lock);
+    biased = timer_lock(&tl->active_timers_lock);
     earliest = qaio_int_timer_queue_earliest_matching(&tl->queue,
                                                       ~(unsigned)attr_mask);
-    timer_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock, biased);
     return earliest;
 }
 
@@ -216,8 +168,8 @@ bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
     if (force || qaio_int_clock_enabled(tl->type)) {
         QEMUTimer *ts;
         int64_t expire_time;
+        bool biased = timer_lock(&tl->active_timers_lock);
 
-        timer_lock(&tl->active_timers_lock);
         while ((ts = qaio_int_timer_queue_first(&tl->queue, &expire_time)) &&
                expire_time <= now) {
             QEMUTimerCB *cb = ts->cb;
@@ -229,12 +181,12 @@ bool qaio_int_timerlist_run(QEMUTimerList *tl, int64_t now, bool force)
             __atomic_store_n(&tl->fired, tl->fired + 1, __ATOMIC_RELAXED);
 
             /* The timer is out of the queue: the callback may re-arm it. */
-            timer_unlock(&tl->active_timers_lock);
+            timer_unlock(&tl->active_timers_lock, biased);
             cb(opaque);
             progress = true;
-            timer_lock(&tl->active_timers_lock);
+            biased = timer_lock(&tl->active_timers_lock);
         }
-        timer_unlock(&tl->active_timers_lock);
+        timer_unlock(&tl->active_timers_lock, biased);
     }
 
     /*
@@ -453,6 +405,7 @@ static inline QEMU_ALWAYS_INLINE bool timer_mod_ns_locked(QEMUTimerList *tl,
 void timer_del(QEMUTimer *ts)
 {
     QEMUTimerList *tl = ts->timer_list;
+    bool biased;
 
     /*
      * Not pending: nothing to take off.  A concurrent arm from another
@@ -461,9 +414,9 @@ void timer_del(QEMUTimer *ts)
     if (!tl || qatomic_read(&ts->expire_time) < 0) {
         return;
     }
-    timer_lock(&tl->active_timers_lock);
+    biased = timer_lock(&tl->active_timers_lock);
     timer_del_locked(tl, ts);
-    timer_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock, biased);
 }
 
 /* Misuse check shared by the timer_mod* functions. */
@@ -480,12 +433,12 @@ static inline QEMUTimerList *timer_list_of(QEMUTimer *ts, const char *func)
 void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
 {
     QEMUTimerList *tl = timer_list_of(ts, __func__);
-    bool rearm;
+    bool biased, rearm;
 
     expire_time = MAX(expire_time, 0);
-    timer_lock(&tl->active_timers_lock);
+    biased = timer_lock(&tl->active_timers_lock);
     rearm = timer_mod_ns_locked(tl, ts, expire_time);
-    timer_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock, biased);
     if (rearm) {
         timerlist_notify(tl);
     }
@@ -494,14 +447,14 @@ void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
 void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
 {
     QEMUTimerList *tl = timer_list_of(ts, __func__);
-    bool rearm = false;
+    bool biased, rearm = false;
 
     expire_time = MAX(expire_time, 0);
-    timer_lock(&tl->active_timers_lock);
+    biased = timer_lock(&tl->active_timers_lock);
     if (ts->expire_time < 0 || ts->expire_time > expire_time) {
         rearm = timer_mod_ns_locked(tl, ts, expire_time);
     }
-    timer_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock, biased);
     if (rearm) {
         timerlist_notify(tl);
     }

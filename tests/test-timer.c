@@ -541,6 +541,7 @@ static void many_timers_check(uint32_t count,
         pending[i] = true;
     }
     g_assert_true(timerlist_has_timers(tl));
+    qaio_int_timer_queue_check(&tl->queue);
     for (uint32_t i = 0; i < count; i++) {
         if (i % 3 == 0 ||
             (cancel_most_of_second_half && i >= count / 2 && i % 5)) {
@@ -551,6 +552,7 @@ static void many_timers_check(uint32_t count,
                              UINT64_MAX);
         }
     }
+    qaio_int_timer_queue_check(&tl->queue);
     for (uint32_t i = 0; i < count; i += 7) {
         many_arm(i, deadline(rand, i), &seq);
         pending[i] = true;
@@ -573,6 +575,7 @@ static void many_timers_check(uint32_t count,
         g_assert_cmpint(timer_pending(&many.timers[i]), ==, pending[i]);
         expected += pending[i];
     }
+    qaio_int_timer_queue_check(&tl->queue);
 
     g_assert_true(timerlist_run_timers(tl));
     g_assert_cmpuint(many.nfired, ==, expected);
@@ -1381,6 +1384,7 @@ static void test_list_earliest_follows_model(void)
         g_assert_cmpint(timer_pending(&m->timer), ==, m->pending);
         g_assert_cmpuint(qaio_int_timer_queue_count(&tl->queue), ==,
                          npending);
+        qaio_int_timer_queue_check(&tl->queue);
     }
     g_assert_cmpuint(tl->queue.cap, >, 64);
 
@@ -1502,7 +1506,8 @@ static void test_list_lock_wakes_sleeper(void)
     timer_init_full(&ls.timer, &tlg, QEMU_CLOCK_HOST, SCALE_NS, 0, noop_cb,
                     NULL);
 
-    timer_lock(&tl->active_timers_lock);
+    /* The list's first lock takes word, whether it claims the bias or not. */
+    g_assert_false(timer_lock(&tl->active_timers_lock));
     g_assert_cmpuint(qatomic_read(&tl->active_timers_lock.word), ==, 1);
     thread = g_thread_new("lock-sleeper", lock_sleeper_thread, &ls);
     while (qatomic_read(&tl->active_timers_lock.word) != 2) {
@@ -1510,7 +1515,7 @@ static void test_list_lock_wakes_sleeper(void)
         g_thread_yield();
     }
     g_assert_false(qatomic_read(&ls.done));
-    timer_unlock(&tl->active_timers_lock);
+    timer_unlock(&tl->active_timers_lock, false);
     g_thread_join(thread);
 
     g_assert_true(ls.done);
@@ -1520,6 +1525,407 @@ static void test_list_lock_wakes_sleeper(void)
     timer_del(&ls.timer);
     g_assert_cmpint(qatomic_read(&tl->earliest), ==, -1);
     timerlistgroup_deinit(&tlg);
+}
+
+/* The heap's tombstones (timer-int.h) */
+
+#define TOMB_TIMERS 400
+
+typedef struct Tomb {
+    LogTimer t[TOMB_TIMERS];
+    int64_t deadline[TOMB_TIMERS];
+    uint64_t seq[TOMB_TIMERS];
+    bool pending[TOMB_TIMERS];
+    uint64_t next_seq;
+    GArray *log;
+    QEMUTimerListGroup tlg;
+    TimerQueue *q;
+} Tomb;
+
+static void tomb_arm(Tomb *tb, int i, int64_t deadline)
+{
+    timer_mod_ns(&tb->t[i].timer, deadline);
+    tb->deadline[i] = deadline;
+    tb->seq[i] = tb->next_seq++;
+    tb->pending[i] = true;
+    qaio_int_timer_queue_check(tb->q);
+}
+
+static void tomb_cancel(Tomb *tb, int i)
+{
+    timer_del(&tb->t[i].timer);
+    tb->pending[i] = false;
+    qaio_int_timer_queue_check(tb->q);
+}
+
+/* A fresh list (its heap at the first capacity) for the next phase. */
+static void tomb_new_list(Tomb *tb)
+{
+    if (tb->q) {
+        timerlistgroup_deinit(&tb->tlg);
+    }
+    timerlistgroup_init(&tb->tlg, ignore_notify, NULL);
+    tb->q = &tb->tlg.tl[QEMU_CLOCK_HOST]->queue;
+    for (int i = 0; i < TOMB_TIMERS; i++) {
+        log_timer_init(&tb->t[i], &tb->tlg, QEMU_CLOCK_HOST, i, tb->log);
+    }
+}
+
+static bool tomb_in_heap_middle(Tomb *tb, int i)
+{
+    uint64_t slot = tb->t[i].timer.heap_index;
+
+    return tb->pending[i] && !(slot & TIMER_IN_RUN) && slot != 0 &&
+           slot != tb->q->n - 1;
+}
+
+static Tomb *tomb_sorted;
+
+static int tomb_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    Tomb *tb = tomb_sorted;
+
+    if (tb->deadline[x] != tb->deadline[y]) {
+        return tb->deadline[x] < tb->deadline[y] ? -1 : 1;
+    }
+    return tb->seq[x] < tb->seq[y] ? -1 : tb->seq[x] > tb->seq[y];
+}
+
+/* Fires everything (HOST time is far past every deadline) and checks. */
+static void tomb_fire_all(Tomb *tb)
+{
+    int expected[TOMB_TIMERS];
+    int n = 0;
+
+    for (int i = 0; i < TOMB_TIMERS; i++) {
+        if (tb->pending[i]) {
+            expected[n++] = i;
+        }
+    }
+    tomb_sorted = tb;
+    qsort(expected, n, sizeof(int), tomb_cmp);
+    g_array_set_size(tb->log, 0);
+    g_assert_cmpint(timerlistgroup_run_timers(&tb->tlg), ==, n > 0);
+    assert_log(tb->log, expected, n);
+    memset(tb->pending, 0, sizeof(tb->pending));
+    g_assert_cmpuint(tb->q->n, ==, 0);
+    g_assert_cmpuint(tb->q->dead, ==, 0);
+}
+
+/*
+ * Cancelling a heap timer in the middle leaves a tombstone that keeps its
+ * place in the order, ties included; the root is taken out for real and
+ * tombstones that rise to it are popped; the heap is rebuilt when
+ * tombstones outnumber live entries three to one, when it is full and half
+ * tombstones instead of growing, and when many tombstones reach the root;
+ * the last live entry takes the tombstones with it.  The queue's
+ * invariants are checked after every step, the firing order at the end of
+ * each phase.
+ */
+static void test_list_heap_tombstones(void)
+{
+    Tomb *tb = g_new0(Tomb, 1);
+    bool rebuilt = false;
+    size_t cap;
+    int i;
+
+    tb->log = g_array_new(false, false, sizeof(int));
+    tomb_new_list(tb);
+
+    /* t0 starts the run high; the rest go to the heap, four per deadline. */
+    tomb_arm(tb, 0, 1000000);
+    for (i = 1; i < TOMB_TIMERS; i++) {
+        tomb_arm(tb, i, (i * 37) % 100);
+    }
+    g_assert_cmpuint(tb->q->n, ==, TOMB_TIMERS - 1);
+
+    /* A middle entry leaves a tombstone; nothing moves. */
+    for (i = 1; !tomb_in_heap_middle(tb, i); i++) {
+        continue;
+    }
+    tomb_cancel(tb, i);
+    g_assert_cmpuint(tb->q->n, ==, TOMB_TIMERS - 1);
+    g_assert_cmpuint(tb->q->dead, ==, 1);
+
+    /* Re-armed at its old deadline it goes behind its equals, alive. */
+    tomb_arm(tb, i, tb->deadline[i]);
+    g_assert_cmpuint(tb->q->dead, ==, 1);
+
+    /* Cancel the root again and again: tombstones rising to it pop. */
+    for (int k = 0; k < 40; k++) {
+        QEMUTimer *root = tb->q->heap[0].ts;
+
+        for (int j = 1; j < TOMB_TIMERS; j++) {
+            if (tomb_in_heap_middle(tb, j) && tb->deadline[j] < 50 &&
+                j % 3 == k % 3) {
+                tomb_cancel(tb, j);
+                break;
+            }
+        }
+        tomb_cancel(tb, (LogTimer *)root - tb->t);
+    }
+    g_assert_cmpuint(tb->q->dead, >, 0);
+
+    /* Three tombstones to one live entry: rebuilt without them. */
+    for (i = 1; i < TOMB_TIMERS; i++) {
+        size_t before = tb->q->n;
+
+        if (tomb_in_heap_middle(tb, i) && i % 8) {
+            tomb_cancel(tb, i);
+            if (tb->q->n < before - 1) {
+                g_assert_cmpuint(tb->q->dead, ==, 0);
+                rebuilt = true;
+                break;
+            }
+        }
+    }
+    g_assert_true(rebuilt);
+    tomb_fire_all(tb);
+
+    /*
+     * A full heap half tombstones is rebuilt instead of growing.  t0 in
+     * the run again; then the heap gets exactly its capacity.
+     */
+    tomb_new_list(tb);
+    tomb_arm(tb, 0, 1000000);
+    tomb_arm(tb, 1, 37);
+    cap = tb->q->cap;
+    g_assert_cmpuint(cap, <, TOMB_TIMERS);
+    for (i = 2; i <= (int)cap; i++) {
+        tomb_arm(tb, i, (i * 37) % 100);
+    }
+    g_assert_cmpuint(tb->q->n, ==, cap);
+    for (i = 1; tb->q->dead < cap / 2; i++) {
+        if (tomb_in_heap_middle(tb, i)) {
+            tomb_cancel(tb, i);
+        }
+    }
+    g_assert_cmpuint(tb->q->n, ==, cap);
+    tomb_arm(tb, cap + 1, 42);
+    g_assert_cmpuint(tb->q->cap, ==, cap);
+    g_assert_cmpuint(tb->q->dead, ==, 0);
+    tomb_fire_all(tb);
+
+    /*
+     * Tombstones at the front: once one reaches the root and they are an
+     * eighth of the live entries, the heap is rebuilt instead of popping
+     * them one by one.
+     */
+    tomb_new_list(tb);
+    tomb_arm(tb, 0, 1000000);
+    for (i = 1; i < TOMB_TIMERS; i++) {
+        tomb_arm(tb, i, (i * 37) % TOMB_TIMERS);
+    }
+    for (int64_t d = 0; tb->q->dead < TIMER_HEAP_DEAD_MIN; d++) {
+        for (i = 1; i < TOMB_TIMERS; i++) {
+            if (tb->deadline[i] == d && tomb_in_heap_middle(tb, i)) {
+                tomb_cancel(tb, i);
+            }
+        }
+    }
+    g_assert_cmpuint(tb->q->dead * TIMER_HEAP_POP_RATIO, >=,
+                     tb->q->n - tb->q->dead);
+    tomb_cancel(tb, (LogTimer *)tb->q->heap[0].ts - tb->t);
+    g_assert_cmpuint(tb->q->dead, ==, 0);
+    tomb_fire_all(tb);
+
+    /* Cancelling the last live heap entry empties the heap outright. */
+    tomb_arm(tb, 0, 1000000);
+    for (i = 1; i < 100; i++) {
+        tomb_arm(tb, i, 1000 - i);
+    }
+    for (i = 1; i < 99; i++) {
+        if (tomb_in_heap_middle(tb, i)) {
+            tomb_cancel(tb, i);
+        }
+    }
+    g_assert_cmpuint(tb->q->dead, >, 0);
+    for (i = 1; i < 100; i++) {
+        if (tb->pending[i]) {
+            tomb_cancel(tb, i);
+        }
+    }
+    g_assert_cmpuint(tb->q->n, ==, 0);
+    g_assert_cmpuint(tb->q->dead, ==, 0);
+    g_assert_cmpint(qatomic_read(&tb->tlg.tl[QEMU_CLOCK_HOST]->earliest), ==,
+                    1000000);
+    tomb_fire_all(tb);
+
+    timerlistgroup_deinit(&tb->tlg);
+    g_array_free(tb->log, true);
+    g_free(tb);
+}
+
+/* The lock's bias (timer-int.h) */
+
+typedef struct BiasArm {
+    QEMUTimer *timer;
+    int64_t deadline;
+} BiasArm;
+
+static gpointer bias_arm_thread(gpointer opaque)
+{
+    BiasArm *ba = opaque;
+
+    timer_mod_ns(ba->timer, ba->deadline);
+    return NULL;
+}
+
+/*
+ * The first thread to lock a list owns it and locks without touching the
+ * lock word; another thread's timer_mod revokes that for good, still
+ * notifies the list when it arms the earliest timer, and from then on
+ * both take the word.
+ */
+static void test_list_lock_bias_claim_and_revoke(void)
+{
+    QEMUTimerListGroup tlg;
+    QEMUTimerList *tl;
+    TimerLock *lock;
+    NotifyCount n = { 0 };
+    QEMUTimer a, b;
+    BiasArm ba = { .timer = &b, .deadline = 10 };
+
+    timerlistgroup_init(&tlg, count_notify, &n);
+    tl = tlg.tl[QEMU_CLOCK_HOST];
+    lock = &tl->active_timers_lock;
+    timer_init_full(&a, &tlg, QEMU_CLOCK_HOST, SCALE_NS, 0, noop_cb, NULL);
+    timer_init_full(&b, &tlg, QEMU_CLOCK_HOST, SCALE_NS, 0, noop_cb, NULL);
+    g_assert_null(qatomic_read(&lock->owner));
+
+    timer_mod_ns(&a, 100);
+    if (qatomic_read(&lock->owner) == TIMER_LOCK_SHARED) {
+        timer_del(&a);
+        timerlistgroup_deinit(&tlg);
+        g_test_skip("membarrier(2) is unavailable: no lock is biased");
+        return;
+    }
+    g_assert_true(qatomic_read(&lock->owner) == &qaio_int_timer_thread_id);
+    g_assert_cmpint(n.count, ==, 1);
+    g_assert_true(timer_lock(lock));
+    g_assert_cmpuint(qatomic_read(&lock->word), ==, 0);
+    g_assert_cmpuint(qatomic_read(&lock->owner_in), ==, 1);
+    timer_unlock(lock, true);
+    g_assert_cmpuint(qatomic_read(&lock->owner_in), ==, 0);
+
+    /* Another thread arms an earlier timer: revoked, and notified. */
+    g_thread_join(g_thread_new("bias-arm", bias_arm_thread, &ba));
+    g_assert_true(qatomic_read(&lock->owner) == TIMER_LOCK_SHARED);
+    g_assert_cmpint(n.count, ==, 2);
+    g_assert_true(n.thread != g_thread_self());
+    g_assert_cmpint(qatomic_read(&tl->earliest), ==, 10);
+
+    /* The old owner takes the word now, and it stays shared. */
+    g_assert_false(timer_lock(lock));
+    g_assert_cmpuint(qatomic_read(&lock->word), ==, 1);
+    timer_unlock(lock, false);
+    g_assert_cmpuint(qatomic_read(&lock->word), ==, 0);
+    timer_del(&b);
+    timer_del(&a);
+    g_assert_true(qatomic_read(&lock->owner) == TIMER_LOCK_SHARED);
+    g_assert_false(timerlist_has_timers(tl));
+    timerlistgroup_deinit(&tlg);
+}
+
+#define BIAS_ROUNDS 200
+#define BIAS_TIMERS 64
+
+typedef struct BiasRace {
+    QEMUTimerListGroup tlg;
+    QEMUTimer owner_timers[BIAS_TIMERS];
+    QEMUTimer other_timers[BIAS_TIMERS];
+    unsigned owner_ops;         /* atomic */
+    bool stop;                  /* atomic */
+} BiasRace;
+
+/* Arms and cancels its own timers on a random walk until told to stop. */
+static void bias_churn(QEMUTimer *timers, GRand *rand, unsigned *ops,
+                       bool *stop, unsigned max_ops)
+{
+    for (unsigned op = 0; op < max_ops && !(stop && qatomic_read(stop));
+         op++) {
+        QEMUTimer *t = &timers[g_rand_int_range(rand, 0, BIAS_TIMERS)];
+
+        if (g_rand_int_range(rand, 0, 3)) {
+            /* Far in the future, so that nothing fires. */
+            timer_mod_ns(t, INT64_MAX - g_rand_int_range(rand, 0, 64));
+        } else {
+            timer_del(t);
+        }
+        if (ops) {
+            qatomic_set(ops, op + 1);
+        }
+    }
+}
+
+static gpointer bias_owner_thread(gpointer opaque)
+{
+    BiasRace *br = opaque;
+    GRand *rand = g_rand_new_with_seed(7);
+
+    bias_churn(br->owner_timers, rand, &br->owner_ops, &br->stop, UINT_MAX);
+    g_rand_free(rand);
+    return NULL;
+}
+
+/*
+ * A list's owner arms and cancels timers as fast as it can while another
+ * thread starts doing the same on the same list, over and over with fresh
+ * lists: the revocation must wait for the owner to leave the queue, and
+ * the owner must see it and take the word.  A lost handshake corrupts the
+ * queue, which the check and the final counts catch (and ThreadSanitizer
+ * reports it as a race).
+ */
+static void test_threads_lock_bias_revoked_under_load(void)
+{
+    BiasRace *br = g_new0(BiasRace, 1);
+    GRand *rand = g_rand_new_with_seed(8);
+
+    for (int round = 0; round < BIAS_ROUNDS; round++) {
+        QEMUTimerList *tl;
+        GThread *owner;
+        uint64_t spins = 0;
+        size_t pending = 0;
+
+        memset(br, 0, sizeof(*br));
+        timerlistgroup_init(&br->tlg, ignore_notify, NULL);
+        tl = br->tlg.tl[QEMU_CLOCK_HOST];
+        for (int i = 0; i < BIAS_TIMERS; i++) {
+            timer_init_full(&br->owner_timers[i], &br->tlg, QEMU_CLOCK_HOST,
+                            SCALE_NS, 0, noop_cb, NULL);
+            timer_init_full(&br->other_timers[i], &br->tlg, QEMU_CLOCK_HOST,
+                            SCALE_NS, 0, noop_cb, NULL);
+        }
+        owner = g_thread_new("bias-owner", bias_owner_thread, br);
+        while (qatomic_read(&br->owner_ops) < 100) {
+            g_assert_cmpuint(++spins, <, SPIN_CAP);
+            g_thread_yield();
+        }
+        bias_churn(br->other_timers, rand, NULL, NULL, 200);
+        qatomic_set(&br->stop, true);
+        g_thread_join(owner);
+
+        g_assert_true(qatomic_read(&tl->active_timers_lock.owner) ==
+                      TIMER_LOCK_SHARED);
+        g_assert_cmpuint(qatomic_read(&tl->active_timers_lock.owner_in), ==,
+                         0);
+        qaio_int_timer_queue_check(&tl->queue);
+        for (int i = 0; i < BIAS_TIMERS; i++) {
+            pending += timer_pending(&br->owner_timers[i]);
+            pending += timer_pending(&br->other_timers[i]);
+        }
+        g_assert_cmpuint(qaio_int_timer_queue_count(&tl->queue), ==,
+                         pending);
+        for (int i = 0; i < BIAS_TIMERS; i++) {
+            timer_del(&br->owner_timers[i]);
+            timer_del(&br->other_timers[i]);
+        }
+        g_assert_false(timerlist_has_timers(tl));
+        timerlistgroup_deinit(&br->tlg);
+    }
+    g_rand_free(rand);
+    g_free(br);
 }
 
 /*
@@ -1718,6 +2124,11 @@ int main(int argc, char **argv)
                     test_list_lock_wakes_sleeper);
     g_test_add_func("/timer/list/group-sees-each-clock",
                     test_list_group_sees_each_clock);
+    g_test_add_func("/timer/list/heap-tombstones", test_list_heap_tombstones);
+    g_test_add_func("/timer/list/lock-bias-claim-and-revoke",
+                    test_list_lock_bias_claim_and_revoke);
+    g_test_add_func("/timer/threads/lock-bias-revoked-under-load",
+                    test_threads_lock_bias_revoked_under_load);
 #ifdef CONFIG_LINUX
     g_test_add_func("/timer/clock/init-clocks-sets-timer-slack",
                     test_clock_init_clocks_sets_timer_slack);
