@@ -2,18 +2,24 @@
  * coroutine-asm-aarch64.S: the coroutine register switch for aarch64
  * (AAPCS64), used by coroutine-asm.c.
  *
- * coroutine_asm_swap(void **save_sp, void *new_sp) stores the registers
- * a callee must preserve -- x19-x28, the frame pointer x29, the link
- * register x30 and the low halves d8-d15 of v8-v15 -- in a 160-byte frame
- * on the current stack, stores sp in *save_sp, switches to new_sp, loads
- * the same frame from there and returns to the x30 it holds.  Frame
+ * coroutine_asm_switch(void **save_sp, void *new_sp, int action, land,
+ * land_self, land_from) stores the registers a callee must preserve --
+ * x19-x28, the frame pointer x29, the link register x30 and the low
+ * halves d8-d15 of v8-v15 -- in a 160-byte frame on the current stack,
+ * stores sp in *save_sp, switches to new_sp and loads the same frame from
+ * there.  With land NULL it then returns action to the x30 it holds;
+ * else it tail-calls land(land_self, land_from, action), which returns
+ * there.  Unlike the x86-64 version this resumes with ret, which the
+ * return predictor gets wrong after a stack switch: a BTI-guarded br may
+ * land only on a bti instruction, which return addresses are not.  Frame
  * layout (offsets from sp): x19/x20 0, x21/x22 16, x23/x24 32, x25/x26 48,
  * x27/x28 64, x29/x30 80, d8/d9 96, d10/d11 112, d12/d13 128, d14/d15 144;
  * coroutine_asm_first_frame() in coroutine-asm.c builds the first one.
  * FPCR (rounding mode) is the thread's, as with glibc's longjmp.
  *
  * coroutine_asm_start is where a new coroutine's first switch returns
- * to: x19 holds its CoroutineAsm.  The unwind info ends the call chain.
+ * to (directly or through land): x19 holds its CoroutineAsm.  The unwind
+ * info ends the call chain.
  *
  * Threading: none; the caller owns both stacks.
  */
@@ -26,11 +32,11 @@
 
     .text
 
-    .globl  coroutine_asm_swap
-    .hidden coroutine_asm_swap
-    .type   coroutine_asm_swap, %function
+    .globl  coroutine_asm_switch
+    .hidden coroutine_asm_switch
+    .type   coroutine_asm_switch, %function
     .p2align 4
-coroutine_asm_swap:
+coroutine_asm_switch:
     .cfi_startproc
     BTI_C
     sub     sp, sp, #160
@@ -58,9 +64,20 @@ coroutine_asm_swap:
     ldp     d12, d13, [sp, #128]
     ldp     d14, d15, [sp, #144]
     add     sp, sp, #160
+    cbnz    x3, 1f
+    mov     w0, w2
     ret
+1:
+    /*
+     * land(land_self, land_from, action), action already in w2, x30 the
+     * resume address.  Through x16: BTI lets br x16 land on bti c.
+     */
+    mov     x0, x4
+    mov     x1, x5
+    mov     x16, x3
+    br      x16
     .cfi_endproc
-    .size   coroutine_asm_swap, .-coroutine_asm_swap
+    .size   coroutine_asm_switch, .-coroutine_asm_switch
 
     .globl  coroutine_asm_start
     .hidden coroutine_asm_start

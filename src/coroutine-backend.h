@@ -143,6 +143,17 @@ void co_fiber_switch_begin(CoroutineFiber *from, CoroutineFiber *to,
 #endif
 }
 
+/*
+ * Whether co_fiber_switch_end() does anything in this build: a backend
+ * that would otherwise run no code of its own on the resumed side (see
+ * coroutine-asm.c) must arrange to when it does.
+ */
+#ifdef QEMU_SANITIZE_ADDRESS
+#define CO_FIBER_HAS_SWITCH_END 1
+#else
+#define CO_FIBER_HAS_SWITCH_END 0
+#endif
+
 /* Call first thing once @self runs again after a switch. */
 static inline QEMU_ALWAYS_INLINE
 void co_fiber_switch_end(CoroutineFiber *self)

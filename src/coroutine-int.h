@@ -110,25 +110,30 @@ extern QAIO_THREAD_LOCAL Coroutine *coroutine_current;
 
 /*
  * The end of an enter, for the backend's qemu_coroutine_switch().  When
- * a switch made with @action COROUTINE_ENTER comes back (@to yielded
- * or terminated and @ret says which), the backend calls
- * coroutine_enter_finish() if coroutine_enter_needs_finish() says so:
- * @to terminated, woke coroutines that now must run, or asked to be
- * rescheduled (coroutine.c).  Doing this in the function that made the
- * switch lets qemu_aio_coroutine_enter() tail-call the switch: one return
- * fewer after every switch, and returns right after a stack switch are
- * the ones the CPU's return predictor gets wrong.
+ * @co gives control back to @caller (@action COROUTINE_YIELD or
+ * COROUTINE_TERMINATE), @caller's own switch -- an enter of @co -- is
+ * complete only after coroutine_enter_finish(@caller, @co, @action) if
+ * coroutine_leave_needs_finish(@co, @caller, @action) says so: @co
+ * terminated, woke coroutines that now must run, or asked to be
+ * rescheduled (coroutine.c).  Nothing between the two sides of a switch
+ * changes what it reads, so a backend may ask on either side: before
+ * switching, the asm backend picks where @caller resumes (straight back
+ * to whoever called qemu_aio_coroutine_enter(), or through
+ * coroutine_enter_finish() first), so that the common case resumes with
+ * no return instruction at all on x86-64 (a return right after a stack
+ * switch is one the CPU's return predictor always gets wrong).  False for
+ * COROUTINE_ENTER: whoever is entered resumes from a yield, which has
+ * nothing to finish.
  */
-static inline bool coroutine_enter_needs_finish(Coroutine *from,
-                                                Coroutine *to,
-                                                CoroutineAction action,
-                                                CoroutineAction ret)
+static inline bool coroutine_leave_needs_finish(Coroutine *co,
+                                                Coroutine *caller,
+                                                CoroutineAction action)
 {
-    return action == COROUTINE_ENTER &&
-           (ret == COROUTINE_TERMINATE ||
-            !QSIMPLEQ_EMPTY(&to->co_queue_wakeup) ||
-            to->reschedule_ctx) &&
-           !from->in_enter_loop;
+    return action != COROUTINE_ENTER &&
+           (action == COROUTINE_TERMINATE ||
+            !QSIMPLEQ_EMPTY(&co->co_queue_wakeup) ||
+            co->reschedule_ctx) &&
+           !caller->in_enter_loop;
 }
 
 void coroutine_enter_finish(Coroutine *from, Coroutine *to,

@@ -159,7 +159,8 @@ qemu_coroutine_switch(Coroutine *from_, Coroutine *to_,
     }
     co_fiber_switch_end(&from->fiber);
 
-    if (unlikely(coroutine_enter_needs_finish(from_, to_, action, ret))) {
+    /* Resumed by a yield or a termination: then our switch entered @to. */
+    if (unlikely(coroutine_leave_needs_finish(to_, from_, ret))) {
         coroutine_enter_finish(from_, to_, ret);
     }
     return ret;

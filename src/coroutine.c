@@ -365,8 +365,10 @@ static inline void coroutine_prepare_enter(Coroutine *from, Coroutine *to,
 
 /*
  * The enter fast path: nothing to do once @co gives control back unless
- * coroutine_enter_needs_finish(), and then the switch calls
- * coroutine_enter_finish() before it returns.
+ * coroutine_leave_needs_finish(), and then the switch runs
+ * coroutine_enter_finish() before it returns.  A tail call, like the one
+ * in qemu_coroutine_yield(): the asm backend then resumes our caller
+ * directly (coroutine-asm.c).
  */
 void QEMU_CO_TLS_FN_
 qemu_aio_coroutine_enter(AioContext *ctx, Coroutine *co)
