@@ -155,24 +155,37 @@ static bool remove_idle_poll_handlers(AioContext *ctx,
 
 /*
  * Poll for up to @max_ns.  On return *timeout is 0 if something was found,
- * otherwise reduced by the time spent so that the deadline stays put.
+ * otherwise reduced by the time spent so that the deadline stays put;
+ * *poll_end is the clock reading that ended the poll.
+ *
+ * When a round finds something, the poll ends with the clock reading
+ * taken before that round: the caller then has work to do at once, and
+ * another reading would only delay it (by about as long as a round of
+ * io_poll calls, which is all the measured time leaves out).
  */
 static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
-                              int64_t max_ns, int64_t *timeout)
+                              int64_t max_ns, int64_t *timeout,
+                              int64_t *poll_end)
 {
     const FDMonOps *fdmon = aio_fdmon(ctx);
     int64_t start = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     int64_t now = start;
-    int64_t elapsed;
+    int64_t elapsed = 0;
     bool progress;
 
-    do {
+    for (;;) {
         progress = run_poll_handlers_once(ctx, ready_list, now, timeout);
-        now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
-        elapsed = now - start;
         max_ns = qemu_soonest_timeout(*timeout, max_ns);
         assert(!(max_ns && progress));
-    } while (elapsed < max_ns && !fdmon->need_wait(ctx));
+        if (max_ns == 0) {
+            break;                      /* found something */
+        }
+        now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+        elapsed = now - start;
+        if (elapsed >= max_ns || fdmon->need_wait(ctx)) {
+            break;
+        }
+    }
 
     aio_metric_add(ctx, poll_ns, elapsed);
     if (progress) {
@@ -189,15 +202,17 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     if (*timeout > 0) {
         *timeout -= MIN(*timeout, elapsed);
     }
+    *poll_end = now;
     return progress;
 }
 
 /*
  * Busy-poll before blocking, if polling is on and possible.  Returns true
- * on progress (and then *timeout is 0).
+ * on progress (and then *timeout is 0).  If it polled, *poll_end is the
+ * time the poll ended (QEMU_CLOCK_REALTIME); otherwise it is untouched.
  */
 bool aio_try_poll_mode(AioContext *ctx, AioHandlerList *ready_list,
-                       int64_t *timeout)
+                       int64_t *timeout, int64_t *poll_end)
 {
     int64_t max_ns;
 
@@ -208,7 +223,7 @@ bool aio_try_poll_mode(AioContext *ctx, AioHandlerList *ready_list,
     max_ns = qemu_soonest_timeout(*timeout, qatomic_read(&ctx->poll_ns));
     if (max_ns && !aio_fdmon(ctx)->need_wait(ctx)) {
         aio_poll_set_started(ctx, ready_list, true, timeout);
-        return run_poll_handlers(ctx, ready_list, max_ns, timeout);
+        return run_poll_handlers(ctx, ready_list, max_ns, timeout, poll_end);
     }
     return false;
 }

@@ -6,15 +6,21 @@
  *
  * Threading: qemu_bh_schedule, qemu_bh_cancel and qemu_bh_delete may be
  * called from any thread and from signal handlers: they only use atomic
- * operations on bh->flags and a lock-free push on ctx->bh_list.
+ * operations on bh->flags and a lock-free push on ctx->bh_list (or, from
+ * the BH's own callback, a push onto priv->bh_local).
  * aio_bh_schedule_oneshot may be called from any thread, but not from a
  * signal handler: it allocates.  aio_bh_poll and aio_bh_call run in the
- * home thread only; the slices (ctx->bh_slice_list) are home-thread data.
+ * home thread only; the slices (ctx->bh_slice_list) and priv->bh_local
+ * are home-thread data.
  *
  * The protocol: setting BH_PENDING (with an atomic fetch_or) gives the
  * setter the right to push the BH onto ctx->bh_list; the consumer unlinks a
  * BH and only then clears BH_PENDING (atomic fetch_and), so a BH is on at
- * most one list at a time and is never lost.  Model: tests/model/aio-bh.pml.
+ * most one list at a time and is never lost.  A BH that reschedules itself
+ * from its own callback goes onto the home thread's own list instead
+ * (priv->bh_local, no atomic push and no exchange to take it back) when
+ * ctx->bh_list is empty; see aio_bh_enqueue().  Model:
+ * tests/model/aio-bh.pml.
  */
 #include "qemu/osdep.h"
 #include "aio-int.h"
@@ -37,11 +43,28 @@ QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
 }
 
 /*
+ * The BH whose callback aio_bh_poll() is running in this thread, if any.
+ * Set only around the callback itself: while it is set, this thread does
+ * not touch the context's bh_local list except through aio_bh_enqueue(),
+ * so a signal handler interrupting the callback may push there too.
+ */
+static QAIO_THREAD_LOCAL QEMUBH *aio_bh_running;
+
+/*
  * Mark @bh with @new_flags and make sure it is queued.  Async-signal-safe:
  * no locks, no allocation.  After the push the home thread may run and free
  * the BH at any moment, so @bh is not touched again.
+ *
+ * A BH rescheduling itself from its own callback, the loop of a busy
+ * producer, goes onto bh_local, the home thread's own list, without an
+ * atomic push (and the next aio_bh_poll() takes it without an exchange),
+ * provided ctx->bh_list is empty: the BH is then older than whatever is
+ * pushed there later, and aio_bh_poll() runs ctx->bh_list first, which is
+ * the newest-first order of a single list.  As everywhere, the fetch_or
+ * that turned BH_PENDING on gave us the right to push: no other thread,
+ * and no signal handler interrupting us, pushes the BH meanwhile.
  */
-static void aio_bh_enqueue(QEMUBH *bh, unsigned new_flags)
+static inline void aio_bh_enqueue(QEMUBH *bh, unsigned new_flags)
 {
     AioContext *ctx = bh->ctx;
     unsigned old_flags;
@@ -52,9 +75,18 @@ static void aio_bh_enqueue(QEMUBH *bh, unsigned new_flags)
      */
     old_flags = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
     if (!(old_flags & BH_PENDING)) {
-        QSLIST_INSERT_HEAD_ATOMIC(&ctx->bh_list, bh, next);
+        if (bh == aio_bh_running && !qatomic_read(&ctx->bh_list.slh_first)) {
+            BHList *local = &aio_priv(ctx)->bh_local;
+
+            bh->next.sle_next = local->slh_first;
+            qatomic_set(&local->slh_first, bh);
+        } else {
+            QSLIST_INSERT_HEAD_ATOMIC(&ctx->bh_list, bh, next);
+        }
     }
-    aio_notify(ctx);
+    if (!aio_notify_unneeded(ctx)) {
+        aio_notify(ctx);
+    }
 }
 
 /* Unlink the first BH of @head; returns it with the flags it had. */
@@ -167,23 +199,44 @@ void aio_bh_call(QEMUBH *bh)
 
 int aio_bh_poll(AioContext *ctx)
 {
+    BHList *local = &aio_priv(ctx)->bh_local;
+    QEMUBH *outer_running;
     BHListSlice slice;
+    BHListSlice local_slice;
     BHListSlice *s;
     bool progress = false;
 
-    /* Take everything scheduled so far; later BHs wait for the next call. */
+    if (!qatomic_read(&ctx->bh_list.slh_first) && !local->slh_first &&
+        QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) {
+        return false;
+    }
+
+    outer_running = aio_bh_running;
+    if (outer_running) {
+        /* Called from a callback: keep its BH off bh_local while we work. */
+        aio_bh_running = NULL;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
+
+    /*
+     * Take everything scheduled so far; later BHs wait for the next call.
+     * ctx->bh_list holds the newer BHs, so its slice goes first.
+     */
     if (qatomic_read(&ctx->bh_list.slh_first)) {
         QSLIST_MOVE_ATOMIC(&slice.bh_list, &ctx->bh_list);
-    } else if (QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) {
-        return false;
-    } else {
-        QSLIST_INIT(&slice.bh_list);    /* only enclosing slices to finish */
+        QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &slice, next);
     }
-    QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &slice, next);
+    if (local->slh_first) {
+        local_slice.bh_list = *local;
+        QSLIST_INIT(local);
+        QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &local_slice, next);
+    }
 
     /*
      * Work through every slice, outermost first: a nested call (a BH
      * callback running aio_poll) finishes the BHs of the calls around it.
+     * Every call empties the slice list before it returns, so no slice
+     * outlives its frame.
      */
     while ((s = QSIMPLEQ_FIRST(&ctx->bh_slice_list))) {
         unsigned flags;
@@ -199,12 +252,23 @@ int aio_bh_poll(AioContext *ctx)
                 progress = true;
             }
             aio_metric_add(ctx, bh_calls, 1);
-            aio_bh_call(bh);
+            aio_bh_running = bh;
+            /* aio_bh_call(), without the call for unguarded BHs. */
+            if (likely(!bh->reentrancy_guard)) {
+                bh->cb(bh->opaque);
+            } else {
+                aio_bh_call(bh);
+            }
+            aio_bh_running = NULL;
         }
-        if (flags & (BH_DELETED | BH_ONESHOT)) {
+        if (unlikely(flags & (BH_DELETED | BH_ONESHOT))) {
             g_free(bh);
         }
     }
+
+    /* Our lists are all done with: the callback's BH may use bh_local. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    aio_bh_running = outer_running;
     return progress;
 }
 
@@ -218,6 +282,19 @@ int64_t aio_bh_timeout(AioContext *ctx)
     int64_t timeout = -1;
     BHListSlice *s;
     QEMUBH *bh;
+
+    /* Where a BH that keeps rescheduling itself is. */
+    for (bh = qatomic_read(&aio_priv(ctx)->bh_local.slh_first); bh;
+         bh = bh->next.sle_next) {
+        unsigned flags = qatomic_read(&bh->flags);
+
+        if ((flags & (BH_SCHEDULED | BH_DELETED)) == BH_SCHEDULED) {
+            if (!(flags & BH_IDLE)) {
+                return 0;
+            }
+            timeout = BH_IDLE_TIMEOUT_NS;
+        }
+    }
 
     /* The acquire load pairs with the push's compare-and-swap. */
     for (bh = qatomic_rcu_read(&ctx->bh_list.slh_first); bh;
@@ -258,7 +335,8 @@ void aio_bh_list_free_all(AioContext *ctx)
     QEMUBH *bh;
 
     assert(QSIMPLEQ_EMPTY(&ctx->bh_slice_list));
-    while ((bh = aio_bh_dequeue(&ctx->bh_list, &flags))) {
+    while ((bh = aio_bh_dequeue(&ctx->bh_list, &flags)) ||
+           (bh = aio_bh_dequeue(&aio_priv(ctx)->bh_local, &flags))) {
         if (!(flags & (BH_DELETED | BH_ONESHOT))) {
             warn_report("bottom half '%s' freed with its AioContext; "
                         "it was scheduled but never deleted",

@@ -2,8 +2,11 @@
  * aio-notify.c: waking a context, and its own EventNotifier.
  *
  * Owns aio_notify() / aio_notify_accept() and the handler of ctx->notifier.
- * aio_notify() may be called from any thread and from signal handlers;
- * aio_notify_accept() and the notifier callbacks run in the home thread.
+ * The common cases of both (nothing to do) are inline functions in
+ * aio-int.h, aio_notify_unneeded() and aio_notify_accept_inline(), for the
+ * hot paths of qemu_bh_schedule() and aio_poll().  aio_notify() may be
+ * called from any thread and from signal handlers; aio_notify_accept() and
+ * the notifier callbacks run in the home thread.
  *
  * The protocol, in short (model-checked in tests/model/aio-notify.pml):
  *   poller:   notify_me += 2; smp_mb(); if notified: don't block; wait;
@@ -20,14 +23,7 @@ QAIO_THREAD_LOCAL AioContext *aio_dispatching_ctx;
 
 void aio_notify(AioContext *ctx)
 {
-    /*
-     * A callback of @ctx running in its home thread (a BH rescheduling
-     * itself, say) needs no wake-up: the home thread looks at BHs, fds and
-     * timers again before it next blocks, and nobody else may be waiting on
-     * @ctx while notify_me is zero.  This also holds in a signal handler
-     * that interrupted such a callback.
-     */
-    if (aio_dispatching_ctx == ctx && !qatomic_read(&ctx->notify_me)) {
+    if (aio_notify_unneeded(ctx)) {
         return;
     }
 
@@ -48,17 +44,9 @@ void aio_notify(AioContext *ctx)
     }
 }
 
-void aio_notify_accept(AioContext *ctx)
+/* aio_notify_accept_inline() found "notified" set. */
+void aio_notify_accept_clear(AioContext *ctx)
 {
-    if (!qatomic_read(&ctx->notified)) {
-        /*
-         * Nothing to clear.  Keep the loads of BHs, fds and timers after
-         * this one; a notification we miss now still sets "notified" for
-         * the next iteration to see.
-         */
-        smp_rmb();
-        return;
-    }
     qatomic_set(&ctx->notified, false);
 
     /*
@@ -67,6 +55,11 @@ void aio_notify_accept(AioContext *ctx)
      * in aio_notify().
      */
     smp_mb();
+}
+
+void aio_notify_accept(AioContext *ctx)
+{
+    aio_notify_accept_inline(ctx);
 }
 
 /*
@@ -78,13 +71,21 @@ static void aio_context_notifier_cb(EventNotifier *e)
     event_notifier_test_and_clear(e);
 }
 
-/* Busy polling notices aio_notify() without reading the eventfd. */
+/*
+ * Busy polling notices aio_notify() without reading the eventfd.  A BH
+ * pushed by another thread is seen on ctx->bh_list first, before its
+ * aio_notify() has stored "notified": the poll ends a cache miss sooner,
+ * and without pulling "notified" away from the notifying thread.  (Ending
+ * the poll is all this does; "notified" is accepted as usual, now or by
+ * the next aio_poll(), which then does not block.)
+ */
 static bool aio_context_notifier_poll(void *opaque)
 {
     EventNotifier *e = opaque;
     AioContext *ctx = container_of(e, AioContext, notifier);
 
-    return qatomic_read(&ctx->notified);
+    return qatomic_read(&ctx->bh_list.slh_first) ||
+           qatomic_read(&ctx->notified);
 }
 
 /* Nothing to do: the poll ended polling mode, which was the point. */

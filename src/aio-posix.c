@@ -370,10 +370,32 @@ int64_t aio_compute_timeout(AioContext *ctx)
 }
 
 /*
+ * Is the context's own notifier its only fd handler?  Then the kernel has
+ * nothing to report that "notified" has not already said (aio_notify()
+ * sets it before it writes the eventfd).
+ */
+static bool aio_only_own_notifier(AioContext *ctx)
+{
+    AioHandler *node;
+    bool only = true;
+
+    qemu_lockcnt_inc(&ctx->list_lock);
+    AIO_HANDLERS_FOREACH(node, &ctx->aio_handlers) {
+        if (!aio_node_is_deleted(node) && !aio_handler_is_notifier(ctx, node)) {
+            only = false;
+            break;
+        }
+    }
+    qemu_lockcnt_dec(&ctx->list_lock);
+    return only;
+}
+
+/*
  * Decide whether this aio_poll() may skip the fd monitor's wait: nothing
  * to wait for (timeout 0) and every handler pollable from userspace.
  * Skipping forever would starve fds only the kernel can see, so every
- * AIO_MAX_SKIPPED_WAITS-th time the wait happens anyway, with timeout 0.
+ * AIO_MAX_SKIPPED_WAITS-th time the wait happens anyway, with timeout 0,
+ * unless there are no such fds at all.
  */
 static bool aio_may_skip_wait(AioContext *ctx, int64_t timeout)
 {
@@ -385,7 +407,7 @@ static bool aio_may_skip_wait(AioContext *ctx, int64_t timeout)
     }
     if (++priv->skipped_waits >= AIO_MAX_SKIPPED_WAITS) {
         priv->skipped_waits = 0;
-        return false;
+        return aio_only_own_notifier(ctx);
     }
     return true;
 }
@@ -413,7 +435,8 @@ static bool aio_poll_dispatch(AioContext *ctx, AioHandlerList *ready_list)
     return progress;
 }
 
-bool aio_poll(AioContext *ctx, bool blocking)
+/* aio_poll() in general; see aio_poll() for the path it leaves out. */
+static QEMU_NO_INLINE bool aio_poll_slow(AioContext *ctx, bool blocking)
 {
     AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
     AioContext *outer;
@@ -422,6 +445,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     bool fairness_wait;
     bool adaptive = qatomic_read(&ctx->poll_max_ns) != 0;
     int64_t start = 0;
+    int64_t wait_end = 0;
     int64_t timeout;
 
     /*
@@ -462,7 +486,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     qemu_lockcnt_inc(&ctx->list_lock);
 
     if (!QLIST_EMPTY(&ctx->poll_aio_handlers)) {
-        progress = aio_try_poll_mode(ctx, &ready_list, &timeout);
+        progress = aio_try_poll_mode(ctx, &ready_list, &timeout, &wait_end);
     }
     assert(!(timeout && progress));
 
@@ -493,6 +517,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
      * back on, and its final poll catches an event that raced with that.
      */
     if (fairness_wait || timeout || aio_fdmon(ctx)->need_wait(ctx)) {
+        wait_end = 0;
         if (aio_poll_set_started(ctx, &ready_list, false, &timeout)) {
             progress = true;
         }
@@ -500,9 +525,9 @@ bool aio_poll(AioContext *ctx, bool blocking)
             int64_t t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
             aio_fdmon(ctx)->wait(ctx, &ready_list, timeout);
+            wait_end = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
             aio_metric_add(ctx, blocking_waits, 1);
-            aio_metric_add(ctx, blocked_ns,
-                           qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0);
+            aio_metric_add(ctx, blocked_ns, wait_end - t0);
         } else {
             aio_fdmon(ctx)->wait(ctx, &ready_list, timeout);
         }
@@ -517,11 +542,56 @@ bool aio_poll(AioContext *ctx, bool blocking)
     aio_notify_accept(ctx);
 
     if (adaptive) {
-        aio_adjust_polling_time(ctx,
-                                qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start);
+        /*
+         * The end of the wait, or of busy polling if nothing waited after
+         * it, may have been read already: no need to read the clock again.
+         */
+        if (!wait_end) {
+            wait_end = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+        }
+        aio_adjust_polling_time(ctx, wait_end - start);
     }
 
     progress |= aio_poll_dispatch(ctx, &ready_list);
+    aio_end_dispatch(outer);
+    return progress;
+}
+
+/*
+ * The path of a loop kept busy by BHs, in line: a non-idle BH is scheduled
+ * (or the call does not block), no handler needs the kernel and no
+ * fairness wait is due.  That is exactly the case where aio_poll_slow()
+ * would skip the wait, and this does the same in the same order, without
+ * its calls and register saves.  A BH hidden behind others (or timers due
+ * now) take the general path, which reaches the same decision.
+ *
+ * With adaptive polling on, aio_poll_slow() would also read the clock
+ * twice to tell the window how long this call waited: nothing, which
+ * leaves an open window unchanged (aio_adjust_polling_time()); only a
+ * closed one (poll_ns 0) would open, so that case takes the general path.
+ *
+ * Nothing waits here, so the dispatch marker (see aio_notify()) covers the
+ * whole call.
+ */
+bool aio_poll(AioContext *ctx, bool blocking)
+{
+    AioContextPriv *priv = aio_priv(ctx);
+    AioContext *outer;
+    bool progress;
+
+    if ((qatomic_read(&ctx->poll_max_ns) && !qatomic_read(&ctx->poll_ns)) ||
+        (blocking && !aio_bh_surely_scheduled(ctx)) ||
+        priv->skipped_waits >= AIO_MAX_SKIPPED_WAITS - 1 ||
+        aio_fdmon(ctx)->need_wait(ctx)) {
+        return aio_poll_slow(ctx, blocking);
+    }
+    priv->skipped_waits++;
+
+    outer = aio_begin_dispatch(ctx);
+    aio_notify_accept_inline(ctx);
+    aio_metric_add(ctx, iterations, 1);
+    progress = aio_bh_poll(ctx);
+    progress |= timerlistgroup_run_timers(&ctx->tlg);
     aio_end_dispatch(outer);
     return progress;
 }

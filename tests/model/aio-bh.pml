@@ -4,11 +4,14 @@
  * from a BH callback.
  *
  * Threads: the "home" process owns the AioContext and calls aio_bh_poll()
- * until the producers are done and ctx->bh_list is empty; two "producer"
+ * until the producers are done and both BH lists are empty; two "producer"
  * processes call qemu_bh_schedule() from other threads.  The BHs:
  *   bh0: scheduled twice by producer 0 and once by producer 1, so that
  *        schedules race with each other (idempotence while BH_PENDING) and
- *        with aio_bh_dequeue(); its callback schedules bh2 the first time.
+ *        with aio_bh_dequeue(); the first time, its callback reschedules
+ *        bh0 itself, which takes the home thread's own list (bh_local)
+ *        when ctx->bh_list is empty, racing with the producers' schedules
+ *        of bh0, and then schedules bh2.
  *   bh1: scheduled once by producer 1; its callback runs a nested
  *        aio_bh_poll(), as a callback that calls aio_poll() would.
  *   bh2: scheduled from bh0's callback, i.e. while aio_bh_poll() runs.
@@ -17,9 +20,12 @@
  * Memory model: sequentially consistent.  Every access to shared BH state
  * in the C code is an atomic read-modify-write (fetch_or, fetch_and, the
  * cmpxchg of QSLIST_INSERT_HEAD_ATOMIC, the xchg of QSLIST_MOVE_ATOMIC),
- * all full barriers, and the slices are private to the home thread.  Lists
- * are sets of BH ids and aio_bh_dequeue() takes any member, which covers
- * the LIFO order of the real singly linked lists.
+ * all full barriers, except the emptiness check of ctx->bh_list before a
+ * push onto bh_local, a load that the model makes a step of its own; the
+ * slices and bh_local are private to the home thread.  Lists are sets of
+ * BH ids and aio_bh_dequeue() takes any member, which covers the LIFO
+ * order of the real singly linked lists (and leaves out the order between
+ * ctx->bh_list and bh_local; the C comments argue that one).
  *
  * Properties (assertions; see README.md):
  *   - a BH is never on two lists at once (a push only when BH_PENDING was
@@ -32,9 +38,9 @@
  *   - every process ends (valid end state).
  *
  * With no BUG_* define the model is the C code; each of BUG_PUSH_ALWAYS,
- * BUG_CLEAR_BEFORE_REMOVE, BUG_NONATOMIC_STEAL, BUG_RESTEAL and
- * BUG_OWN_SLICE_ONLY breaks one rule of it, and check-models.sh expects
- * spin to reject each.
+ * BUG_CLEAR_BEFORE_REMOVE, BUG_NONATOMIC_STEAL, BUG_RESTEAL,
+ * BUG_OWN_SLICE_ONLY, BUG_LOCAL_IGNORES_PENDING and BUG_NESTED_SKIPS_LOCAL
+ * breaks one rule of it, and check-models.sh expects spin to reject each.
  */
 
 #define NPROD 2
@@ -47,6 +53,7 @@
 /* ---- shared state (names follow the C code) ---- */
 byte bh_list;              /* ctx->bh_list, as a set of BH ids */
 byte bh_flags[NBH];
+byte bh_local;             /* priv->bh_local: home thread only */
 
 /*
  * Home thread only: the BHListSlice of the outer aio_bh_poll() call
@@ -64,14 +71,28 @@ byte fresh[3];             /* BHs pushed since call d took its slice */
 byte oblig[3];             /* BHs call d must dequeue before returning */
 byte producers_done;
 bool bh2_scheduled;
+bool bh0_rescheduled;
 
 #ifdef BUG_RESTEAL
-#define RETURN_OK (bh_list == 0)
+#define RETURN_OK ((bh_list | bh_local) == 0)
 #else
 #define RETURN_OK true
 #endif
 
-#define ON_LIST(b) ((bh_list | bh_slice[1] | bh_slice[2]) & BIT(b))
+#define ON_LIST(b) ((bh_list | bh_local | bh_slice[1] | bh_slice[2]) & BIT(b))
+
+/* A push (onto either list) during call d: the BH waits for the next. */
+inline mark_fresh(b)
+{
+    if
+    :: depth >= 1 -> fresh[1] = fresh[1] | BIT(b)
+    :: else
+    fi;
+    if
+    :: depth >= 2 -> fresh[2] = fresh[2] | BIT(b)
+    :: else
+    fi
+}
 
 /*
  * qemu_bh_schedule() -> aio_bh_enqueue(bh, BH_SCHEDULED): the fetch_or
@@ -95,28 +116,62 @@ inline qemu_bh_schedule(b, old)
         atomic {
             assert(!ON_LIST(b));
             bh_list = bh_list | BIT(b);
-            if
-            :: depth >= 1 -> fresh[1] = fresh[1] | BIT(b)
-            :: else
-            fi;
-            if
-            :: depth >= 2 -> fresh[2] = fresh[2] | BIT(b)
-            :: else
-            fi
+            mark_fresh(b)
         }
     :: else
     fi
 }
 
 /*
+ * qemu_bh_schedule() of a BH from its own callback, in the home thread
+ * (aio_bh_running == bh): the same fetch_or; if it turned BH_PENDING on,
+ * then a plain load of ctx->bh_list, and if that was empty a plain push
+ * onto bh_local, else the atomic push.  A producer may push other BHs
+ * between the load and the push.
+ */
+inline self_bh_schedule(b, old)
+{
+    atomic {
+        old = bh_flags[b];
+        bh_flags[b] = old | BH_PENDING | BH_SCHEDULED;
+        sched_gen[b]++
+    }
+    if
+#ifdef BUG_LOCAL_IGNORES_PENDING
+    :: true ->
+#else
+    :: !(old & BH_PENDING) ->
+#endif
+        list_empty = (bh_list == 0);
+        if
+        :: list_empty ->
+            atomic {
+                assert(!ON_LIST(b));
+                bh_local = bh_local | BIT(b);
+                mark_fresh(b)
+            }
+        :: else ->
+            atomic {
+                assert(!ON_LIST(b));
+                bh_list = bh_list | BIT(b);
+                mark_fresh(b)
+            }
+        fi
+    :: else
+    fi
+}
+
+/*
  * Start of aio_bh_poll(): QSLIST_MOVE_ATOMIC takes ctx->bh_list into a new
- * slice, which is appended to ctx->bh_slice_list.
+ * slice, and bh_local (home thread only) is moved into another, both
+ * appended to ctx->bh_slice_list.  The two slices of one call are one set
+ * here.
  */
 inline aio_bh_poll_enter()
 {
     depth++;
     atomic {
-        oblig[depth] = bh_list | bh_slice[1] | bh_slice[2];
+        oblig[depth] = bh_list | bh_local | bh_slice[1] | bh_slice[2];
         bh_slice[depth] = bh_list;
 #ifdef BUG_NONATOMIC_STEAL
     }
@@ -124,6 +179,18 @@ inline aio_bh_poll_enter()
     atomic {
 #endif
         bh_list = 0;
+#ifdef BUG_NESTED_SKIPS_LOCAL
+        /* a nested call leaves bh_local to the outer ones */
+        if
+        :: depth == 1 ->
+            bh_slice[depth] = bh_slice[depth] | bh_local;
+            bh_local = 0
+        :: else
+        fi;
+#else
+        bh_slice[depth] = bh_slice[depth] | bh_local;
+        bh_local = 0;
+#endif
         fresh[depth] = 0;
         bh_slice_queued[depth] = true
     }
@@ -147,10 +214,11 @@ inline BH_RUN_COMMIT(b, old)
 active proctype home()
 {
     byte s, b, old, old2;
+    bool list_empty;            /* self_bh_schedule(): ctx->bh_list empty */
 
     /* harness: like a test that polls until all the work has been run */
     do
-    :: producers_done == NPROD && bh_list == 0 -> break
+    :: producers_done == NPROD && bh_list == 0 && bh_local == 0 -> break
     :: else ->
         /* aio_bh_poll(ctx) */
         aio_bh_poll_enter();
@@ -170,10 +238,11 @@ active proctype home()
             if
 #ifdef BUG_RESTEAL
             /* "drain until empty": take ctx->bh_list again in this call */
-            :: s == 0 && bh_list != 0 ->
+            :: s == 0 && (bh_list | bh_local) != 0 ->
                 atomic {
-                    bh_slice[depth] = bh_list;
+                    bh_slice[depth] = bh_list | bh_local;
                     bh_list = 0;
+                    bh_local = 0;
                     bh_slice_queued[depth] = true
                 }
 #endif
@@ -221,6 +290,13 @@ active proctype home()
                     /* aio_bh_call(): the callback */
                     if
                     :: b == 0 && !bh2_scheduled ->
+                        /* bh0 first: it may find ctx->bh_list empty */
+                        if
+                        :: !bh0_rescheduled ->
+                            bh0_rescheduled = true;
+                            self_bh_schedule(0, old2)
+                        :: else
+                        fi;
                         bh2_scheduled = true;
                         qemu_bh_schedule(2, old2)
                     :: b == 1 && depth == 1 ->

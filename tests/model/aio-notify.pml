@@ -10,7 +10,8 @@
  * "producer" processes each schedule a BH ROUNDS times and wait for its
  * callback to run before scheduling again, like a thread that posts work
  * and waits for the ack; one callback also schedules a BH from the home
- * thread.  A "flusher" process drains store buffers at arbitrary moments
+ * thread, and that BH's callback reschedules it once more, which puts it
+ * on the home thread's own list (bh_local) if ctx->bh_list is empty.  A "flusher" process drains store buffers at arbitrary moments
  * and a "watchdog" fires when nothing else can move.
  *
  * The model follows src/aio-notify.c, aio-posix.c, aio-gsource.c and
@@ -44,8 +45,8 @@
  * aio_notify_accept) choose the configuration.  With no BUG_* define the model
  * is the C code; each BUG_* define (BUG_POLL_NO_MB, BUG_NOTIFY_NO_MB,
  * BUG_PREPARE_NO_MB, BUG_ACCEPT_NO_MB, BUG_SKIP_SET, BUG_PUSH_ALWAYS,
- * BUG_ACCEPT_LATE) breaks one rule of it; check-models.sh knows which of
- * them spin must reject.
+ * BUG_ACCEPT_LATE, BUG_TIMEOUT_SKIPS_LOCAL) breaks one rule of it;
+ * check-models.sh knows which of them spin must reject.
  */
 
 #ifndef NPROD
@@ -90,6 +91,7 @@ byte notify_me;            /* bit 0: GSource prepare..check; 1..: aio_poll */
 bool notified;
 bool notifier;             /* ctx->notifier: eventfd counter non-zero */
 byte bh_list;              /* ctx->bh_list, as a set of BH ids */
+byte bh_local;             /* priv->bh_local: home thread only */
 byte bh_slice;             /* the BHListSlice of the running aio_bh_poll */
 byte bh_flags[NBH];
 
@@ -108,6 +110,7 @@ byte sched_gen[NBH];       /* schedules so far (one per fetch_or) */
 byte done_gen[NBH];        /* sched_gen covered by the last run */
 byte producers_done;
 bool self_bh_scheduled;
+bool self_bh_rescheduled;
 
 byte other_wakeups;        /* waits ended by some other fd or source */
 
@@ -191,10 +194,20 @@ inline home_smp_mb()
 /* ---- the protocol ---- */
 
 /*
- * aio_compute_timeout(): 0 if a scheduled BH sits on ctx->bh_list (the
- * slice list is empty outside aio_bh_poll here), else "infinite".  A walk
- * of the list is plain loads; the head is read once and BHs only ever get
- * pushed at the head, so one step reading the whole set is faithful.
+ * The BH lists aio_bh_timeout() walks: bh_local (home thread only) and
+ * ctx->bh_list.
+ */
+#ifdef BUG_TIMEOUT_SKIPS_LOCAL
+#define LISTED_BHS (bh_list)
+#else
+#define LISTED_BHS (bh_list | bh_local)
+#endif
+
+/*
+ * aio_compute_timeout(): 0 if a scheduled BH sits on a BH list (the slice
+ * list is empty outside aio_bh_poll here), else "infinite".  A walk of the
+ * list is plain loads; the head is read once and BHs only ever get pushed
+ * at the head, so one step reading the whole set is faithful.
  */
 inline aio_compute_timeout(t)
 {
@@ -204,7 +217,8 @@ inline aio_compute_timeout(t)
         do
         :: b < NBH ->
             if
-            :: (bh_list & (1 << b)) && (bh_flags[b] & BH_SCHEDULED) -> t = 0
+            :: (LISTED_BHS & (1 << b)) && (bh_flags[b] & BH_SCHEDULED) ->
+                t = 0
             :: else
             fi;
             b++
@@ -244,9 +258,11 @@ inline aio_notify_accept()
  * qemu_bh_schedule(SELF_BH) from a callback in the home thread.  Its
  * aio_notify() returns at once when notify_me is 0, because the home
  * thread is dispatching (aio_dispatching_ctx == ctx) and looks at the BH
- * list again before it next blocks.
+ * lists again before it next blocks.  From SELF_BH's own callback (@own)
+ * the BH goes onto bh_local, without an atomic push, if ctx->bh_list is
+ * empty when loaded.
  */
-inline self_bh_schedule()
+inline self_bh_schedule(own)
 {
     atomic {
         home_flush();
@@ -255,10 +271,13 @@ inline self_bh_schedule()
         sched_gen[SELF_BH]++
     }
     if
-    :: !(old & BH_PENDING) ->
+    :: !(old & BH_PENDING) && own && bh_list == 0 ->
+        assert(!((bh_list | bh_local | bh_slice) & (1 << SELF_BH)));
+        bh_local = bh_local | (1 << SELF_BH)
+    :: !(old & BH_PENDING) && !(own && bh_list == 0) ->
         atomic {
             home_flush();
-            assert(!((bh_list | bh_slice) & (1 << SELF_BH)));
+            assert(!((bh_list | bh_local | bh_slice) & (1 << SELF_BH)));
             bh_list = bh_list | (1 << SELF_BH)
         }
     :: else
@@ -282,10 +301,11 @@ inline self_bh_schedule()
 /*
  * aio_bh_poll(): if ctx->bh_list is not empty, take it into a slice with
  * an atomic exchange (with nothing to take, no exchange and no barrier),
- * then aio_bh_dequeue() each BH (private unlink + fetch_and of
- * ~(BH_PENDING | BH_SCHEDULED)) and run it if it was scheduled.  The
- * fetch_and decides the run, so that is where the ghost done_gen catches
- * up with sched_gen.  BH 0's first callback schedules SELF_BH.
+ * and bh_local with plain accesses; then aio_bh_dequeue() each BH (private
+ * unlink + fetch_and of ~(BH_PENDING | BH_SCHEDULED)) and run it if it was
+ * scheduled.  The fetch_and decides the run, so that is where the ghost
+ * done_gen catches up with sched_gen.  BH 0's first callback schedules
+ * SELF_BH, whose first callback reschedules itself.
  */
 inline aio_bh_poll()
 {
@@ -298,6 +318,10 @@ inline aio_bh_poll()
             bh_list = 0
         }
     fi;
+    d_step {
+        bh_slice = bh_slice | bh_local;
+        bh_local = 0
+    }
     do
     :: bh_slice == 0 -> break
     :: else ->
@@ -323,7 +347,10 @@ inline aio_bh_poll()
         if
         :: b == 0 && !self_bh_scheduled ->
             self_bh_scheduled = true;
-            self_bh_schedule()
+            self_bh_schedule(false)
+        :: b == SELF_BH && !self_bh_rescheduled ->
+            self_bh_rescheduled = true;
+            self_bh_schedule(true)
         :: else
         fi
     od
@@ -442,7 +469,7 @@ end_wait:
                 do
                 :: b < NBH ->
                     if
-                    :: (bh_list & (1 << b)) &&
+                    :: (LISTED_BHS & (1 << b)) &&
                        (bh_flags[b] & BH_SCHEDULED) -> dispatch = true
                     :: else
                     fi;
@@ -521,7 +548,7 @@ proctype producer(byte p)
             /* QSLIST_INSERT_HEAD_ATOMIC: cmpxchg, a full barrier */
             atomic {
                 producer_flush(p);
-                assert(!((bh_list | bh_slice) & (1 << b)));
+                assert(!((bh_list | bh_local | bh_slice) & (1 << b)));
                 bh_list = bh_list | (1 << b)
             }
         :: else

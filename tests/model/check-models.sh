@@ -74,8 +74,8 @@ add()
 }
 
 lost='assertion violated (producers_done=='
-twice_n='assertion violated  !(((bh_list|bh_slice)'
-twice_b='assertion violated  !((((bh_list|bh_slice[1])|bh_slice[2])'
+twice_n='assertion violated  !((((bh_list|bh_local)|bh_slice)'
+twice_b='assertion violated  !(((((bh_list|bh_local)|bh_slice[1])|bh_slice[2])'
 
 add notify-correct aio-notify "-DGSOURCE -DNONBLOCKING" pass "" \
     "no lost wake-up, no BH lost or run twice, valid end states"
@@ -95,6 +95,9 @@ add notify-skip-set aio-notify "-DGSOURCE -DBUG_SKIP_SET" fail "$lost" \
     "lost wake-up if aio_notify skips event_notifier_set when notified"
 add notify-push-always aio-notify "-DSHARED_BH -DBUG_PUSH_ALWAYS" fail \
     "$twice_n" "BH on two lists if aio_bh_enqueue ignores BH_PENDING"
+add notify-timeout-skips-local aio-notify "-DBUG_TIMEOUT_SKIPS_LOCAL" fail \
+    "assertion violated (done_gen[i]==sched_gen[i])" \
+    "BH lost if aio_compute_timeout does not look at bh_local"
 add bh-correct aio-bh "" pass "" \
     "no BH lost/run twice/on two lists, next-call rule, nested drain"
 add bh-push-always aio-bh "-DBUG_PUSH_ALWAYS" fail "$twice_b" \
@@ -110,6 +113,11 @@ add bh-resteal aio-bh "-DBUG_RESTEAL" fail \
 add bh-own-slice-only aio-bh "-DBUG_OWN_SLICE_ONLY" fail \
     "assertion violated (oblig[depth]==0)" \
     "nested aio_bh_poll returns with BHs pending if it skips outer slices"
+add bh-local-ignores-pending aio-bh "-DBUG_LOCAL_IGNORES_PENDING" fail \
+    "$twice_b" "BH on two lists if a self-reschedule ignores BH_PENDING"
+add bh-nested-skips-local aio-bh "-DBUG_NESTED_SKIPS_LOCAL" fail \
+    "assertion violated (oblig[depth]==0)" \
+    "nested aio_bh_poll returns with BHs pending if it leaves bh_local"
 if [ "$full" = 1 ]; then
     add notify-full-gsource-shared aio-notify "-DGSOURCE -DSHARED_BH" pass "" \
         "correct model, GSource and one shared BH"
