@@ -158,8 +158,9 @@ void bench_bare_start(void);
 void bench_bare_swap_jmp(void **save_sp, void *new_sp);
 
 /*
- * bench_bare_swap returns with ret, like qaio's switch; the _jmp variant
- * pops the return address and jumps (Boost.Context's fcontext does this),
+ * bench_bare_swap returns with ret; the _jmp variant pops the return
+ * address and jumps (Boost.Context's fcontext does this, and so does
+ * qaio's x86-64 switch since it is reached by tail calls),
  * which in a tight ping-pong the indirect predictor learns, while ret
  * always mispredicts after a stack switch.  Real callers return through
  * several frames after a switch either way.
