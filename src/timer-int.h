@@ -301,8 +301,6 @@ G_GNUC_INTERNAL void qaio_int_timer_heap_remove_end(TimerQueue *q, size_t i);
 G_GNUC_INTERNAL void qaio_int_timer_run_grow(TimerQueue *q);
 /* Takes the run entry at position @pos out. */
 G_GNUC_INTERNAL void qaio_int_timer_run_remove(TimerQueue *q, uint64_t pos);
-/* For tests: asserts every invariant of @q described above. */
-G_GNUC_INTERNAL void qaio_int_timer_queue_check(TimerQueue *q);
 
 /*
  * Rebuild the heap when there are at least TIMER_HEAP_DEAD_MIN tombstones

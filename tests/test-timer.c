@@ -117,6 +117,59 @@ static void with_frozen_virtual_clock(void (*fn)(int64_t, void *),
     timerlistgroup_deinit(&tlg);
 }
 
+/* Asserts every invariant of @q that timer-int.h describes. */
+static void queue_check(TimerQueue *q)
+{
+    size_t dead = 0, live = 0;
+
+    g_assert_cmpuint(q->n, <=, q->cap);
+    g_assert_cmpuint(q->dead, <=, q->n);
+    g_assert_true(!q->n || !timer_entry_dead(&q->heap[0]));
+    for (size_t i = 0; i < q->n; i++) {
+        const TimerEntry *e = &q->heap[i];
+
+        g_assert_cmpint(e->expire_time, >=, 0);
+        if (i) {
+            size_t parent = (i - 1) / TIMER_HEAP_ARITY;
+
+            g_assert_false(timer_entry_before(e, &q->heap[parent]));
+        }
+        g_assert_cmpuint(timer_entry_seq(e), <, q->next_seq);
+        if (timer_entry_dead(e)) {
+            dead++;
+        } else {
+            g_assert_cmpuint(e->ts->heap_index, ==, i);
+            g_assert_cmpint(e->ts->expire_time, ==, e->expire_time);
+        }
+    }
+    g_assert_cmpuint(dead, ==, q->dead);
+
+    g_assert_cmpuint(q->run_tail - q->run_head, <=, q->run_cap);
+    g_assert_true(q->run_head == q->run_tail ||
+                  (timer_run_entry(q, q->run_head)->ts &&
+                   timer_run_entry(q, q->run_tail - 1)->ts));
+    for (uint64_t pos = q->run_head; pos != q->run_tail; pos++) {
+        const TimerEntry *e = timer_run_entry(q, pos);
+
+        if (!e->ts) {
+            continue;
+        }
+        g_assert_cmpuint(e->ts->heap_index, ==, TIMER_IN_RUN | pos);
+        g_assert_cmpint(e->ts->expire_time, ==, e->expire_time);
+        /* Sorted: after the live entry before it. */
+        for (uint64_t prev = pos; prev != q->run_head; prev--) {
+            const TimerEntry *p = timer_run_entry(q, prev - 1);
+
+            if (p->ts) {
+                g_assert_true(timer_entry_before(p, e));
+                break;
+            }
+        }
+        live++;
+    }
+    g_assert_cmpuint(live, ==, q->run_live);
+}
+
 /* Clocks */
 
 static void test_clock_virtual_stops_when_disabled(void)
@@ -541,7 +594,7 @@ static void many_timers_check(uint32_t count,
         pending[i] = true;
     }
     g_assert_true(timerlist_has_timers(tl));
-    qaio_int_timer_queue_check(&tl->queue);
+    queue_check(&tl->queue);
     for (uint32_t i = 0; i < count; i++) {
         if (i % 3 == 0 ||
             (cancel_most_of_second_half && i >= count / 2 && i % 5)) {
@@ -552,7 +605,7 @@ static void many_timers_check(uint32_t count,
                              UINT64_MAX);
         }
     }
-    qaio_int_timer_queue_check(&tl->queue);
+    queue_check(&tl->queue);
     for (uint32_t i = 0; i < count; i += 7) {
         many_arm(i, deadline(rand, i), &seq);
         pending[i] = true;
@@ -575,7 +628,7 @@ static void many_timers_check(uint32_t count,
         g_assert_cmpint(timer_pending(&many.timers[i]), ==, pending[i]);
         expected += pending[i];
     }
-    qaio_int_timer_queue_check(&tl->queue);
+    queue_check(&tl->queue);
 
     g_assert_true(timerlist_run_timers(tl));
     g_assert_cmpuint(many.nfired, ==, expected);
@@ -1384,7 +1437,7 @@ static void test_list_earliest_follows_model(void)
         g_assert_cmpint(timer_pending(&m->timer), ==, m->pending);
         g_assert_cmpuint(qaio_int_timer_queue_count(&tl->queue), ==,
                          npending);
-        qaio_int_timer_queue_check(&tl->queue);
+        queue_check(&tl->queue);
     }
     g_assert_cmpuint(tl->queue.cap, >, 64);
 
@@ -1548,14 +1601,14 @@ static void tomb_arm(Tomb *tb, int i, int64_t deadline)
     tb->deadline[i] = deadline;
     tb->seq[i] = tb->next_seq++;
     tb->pending[i] = true;
-    qaio_int_timer_queue_check(tb->q);
+    queue_check(tb->q);
 }
 
 static void tomb_cancel(Tomb *tb, int i)
 {
     timer_del(&tb->t[i].timer);
     tb->pending[i] = false;
-    qaio_int_timer_queue_check(tb->q);
+    queue_check(tb->q);
 }
 
 /* A fresh list (its heap at the first capacity) for the next phase. */
@@ -1910,7 +1963,7 @@ static void test_threads_lock_bias_revoked_under_load(void)
                       TIMER_LOCK_SHARED);
         g_assert_cmpuint(qatomic_read(&tl->active_timers_lock.owner_in), ==,
                          0);
-        qaio_int_timer_queue_check(&tl->queue);
+        queue_check(&tl->queue);
         for (int i = 0; i < BIAS_TIMERS; i++) {
             pending += timer_pending(&br->owner_timers[i]);
             pending += timer_pending(&br->other_timers[i]);
